@@ -1,0 +1,137 @@
+// phydream: the command-line program. Subcommands are in commands.cpp; this file only declares
+// the options (CLI11) and maps failures to exit statuses: 0 success, 1 failure while running
+// (backend, I/O, non-finite results, failed self-check), 2 bad usage or input.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <exception>
+
+#include "apps/commands.h"
+#include "engine/errors.h"
+
+#ifndef PHYDREAM_VERSION
+#define PHYDREAM_VERSION "unknown"
+#endif
+
+namespace {
+
+using phydream::cli::SimArgs;
+
+// the options shared by step and rollout; --dt is read into `dt_value` and its presence checked
+void add_sim_options(CLI::App* cmd, SimArgs& s, double& dt_value, CLI::Option*& dt_option) {
+  cmd->add_option("--env", s.env, "environment (see `phydream envs`)")->required();
+  cmd->add_option("--param", s.params, "override a parameter, NAME=VALUE (repeatable)")
+      ->type_name("NAME=VALUE")
+      ->allow_extra_args(false);
+  cmd->add_option("--integrator", s.integrator,
+                  "euler | semi_implicit_euler | rk4 (default: the environment's)");
+  dt_option = cmd->add_option("--dt", dt_value, "timestep in seconds (default: the environment's)");
+  cmd->add_option("--backend", s.backend, "auto | cpu | cuda")->capture_default_str();
+  cmd->add_option("--dtype", s.dtype, "f32 | f64: precision of the computation and outputs")
+      ->capture_default_str();
+  cmd->add_option("--threads", s.threads, "CPU worker threads, 0 = all cores")
+      ->capture_default_str();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"PhyDream: GPU-accelerated differentiable physics with exact batched Jacobians",
+               "phydream"};
+  app.set_version_flag("--version", std::string("phydream ") + PHYDREAM_VERSION);
+  app.require_subcommand(1);
+
+  // envs
+  bool envs_json = false;
+  auto* envs = app.add_subcommand("envs", "list environments: sizes, timestep, parameters");
+  envs->add_flag("--json", envs_json, "print JSON");
+
+  // info
+  auto* info = app.add_subcommand("info", "print the build's CUDA support and visible devices");
+
+  // step
+  phydream::cli::StepArgs step_args;
+  double step_dt = 0;
+  CLI::Option* step_dt_opt = nullptr;
+  auto* step = app.add_subcommand(
+      "step", "one step of a batch: next states, and with --jacobian the full Jacobians");
+  add_sim_options(step, step_args.sim, step_dt, step_dt_opt);
+  step->add_option("--state", step_args.state, "states, NPY (B, nx)")->required();
+  step->add_option("--action", step_args.action, "actions, NPY (B, nu)")->required();
+  step->add_option("--out", step_args.out, "output directory")->required();
+  step->add_flag("--jacobian", step_args.jacobian,
+                 "also write jac_state.npy (B, nx, nx) and jac_action.npy (B, nx, nu)");
+  step->add_option("--mode", step_args.mode,
+                   "Jacobian by one forward sweep (fwd), one reverse sweep (rev) or central "
+                   "finite differences (fd)")
+      ->capture_default_str();
+  step->add_option("--fd-eps", step_args.fd_eps,
+                   "relative finite-difference step for --mode fd (0: 1e-6 f64, 1e-3 f32)");
+  step->add_flag("--allow-nonfinite", step_args.allow_nonfinite,
+                 "write outputs even if the simulation produced NaN/Inf (reported on stderr)");
+
+  // rollout
+  phydream::cli::RolloutArgs roll_args;
+  double roll_dt = 0;
+  CLI::Option* roll_dt_opt = nullptr;
+  auto* rollout = app.add_subcommand(
+      "rollout", "a T-step rollout of a batch, and with --grad the gradient of 1/2 |x_T|^2");
+  add_sim_options(rollout, roll_args.sim, roll_dt, roll_dt_opt);
+  rollout->add_option("--state", roll_args.state, "initial states, NPY (B, nx)")->required();
+  rollout->add_option("--actions", roll_args.actions, "action sequences, NPY (B, T, nu)")
+      ->required();
+  rollout->add_option("--out", roll_args.out, "output directory")->required();
+  rollout->add_flag("--grad", roll_args.grad,
+                    "also write grad_state.npy (B, nx) and grad_actions.npy (B, T, nu), the "
+                    "gradients of 1/2 sum_b |x_T|^2");
+  rollout->add_option("--checkpoint", roll_args.checkpoint,
+                      "reverse mode from the stored trajectory (-1), or re-simulated from "
+                      "checkpoints every K steps (K > 0; 0 = sqrt(T))")
+      ->capture_default_str();
+  rollout->add_flag("--allow-nonfinite", roll_args.allow_nonfinite,
+                    "write outputs even if the simulation produced NaN/Inf");
+
+  // demo
+  phydream::cli::DemoArgs demo_args;
+  auto* demo = app.add_subcommand(
+      "demo", "simulate a large batch of the seed's double pendulum: throughput of steps and "
+              "Jacobians, and a derivative self-check");
+  demo->add_option("--batch", demo_args.batch, "environments (0: 1e5 on the CPU, 4e6 on a GPU)");
+  demo->add_option("--steps", demo_args.steps, "timed calls per measurement")
+      ->capture_default_str();
+  demo->add_option("--backend", demo_args.backend, "auto | cpu | cuda")->capture_default_str();
+  demo->add_option("--dtype", demo_args.dtype, "f32 | f64")->capture_default_str();
+  demo->add_option("--threads", demo_args.threads, "CPU worker threads, 0 = all cores")
+      ->capture_default_str();
+  demo->add_option("--seed", demo_args.seed, "random seed")->capture_default_str();
+  demo->add_flag("--json", demo_args.json, "print one JSON object");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);  // prints the message and usage
+    return 2;
+  }
+  if (step_dt_opt->count() > 0) step_args.sim.dt = step_dt;
+  if (roll_dt_opt->count() > 0) roll_args.sim.dt = roll_dt;
+
+  try {
+    if (envs->parsed()) return phydream::cli::run_envs(envs_json);
+    if (info->parsed()) return phydream::cli::run_info();
+    if (step->parsed()) return phydream::cli::run_step(step_args);
+    if (rollout->parsed()) return phydream::cli::run_rollout(roll_args);
+    if (demo->parsed()) return phydream::cli::run_demo(demo_args);
+  } catch (const phydream::InputError& e) {
+    std::fprintf(stderr, "phydream: error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "phydream: error: %s\n", e.what());
+    return 1;
+  }
+  return 2;
+}

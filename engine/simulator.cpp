@@ -1,0 +1,146 @@
+// Simulator: argument checks at the API boundary, then the backend engine does the work.
+// The constructor, which needs the environment registry, is in models/envs.cpp.
+#include "engine/simulator.h"
+
+#include <string>
+
+#include "engine/errors.h"
+#include "engine/rollout.h"
+
+namespace phydream {
+
+namespace {
+
+void check_batch(const char* fn, std::int64_t batch) {
+  if (batch < 0) {
+    throw InputError(std::string("Simulator::") + fn + ": batch must be >= 0, got " +
+                     std::to_string(batch));
+  }
+}
+
+void check_horizon(const char* fn, std::int64_t horizon) {
+  if (horizon < 0) {
+    throw InputError(std::string("Simulator::") + fn + ": horizon must be >= 0, got " +
+                     std::to_string(horizon));
+  }
+}
+
+// a required buffer may be null only when there is nothing to read or write
+void check_ptr(const char* fn, const char* name, const void* ptr, std::int64_t count) {
+  if (ptr == nullptr && count > 0) {
+    throw InputError(std::string("Simulator::") + fn + ": " + name + " is null");
+  }
+}
+
+}  // namespace
+
+template <class S>
+void Simulator<S>::step(std::int64_t batch, const S* x, const S* u, S* x_next) {
+  check_batch("step", batch);
+  check_ptr("step", "x", x, batch);
+  check_ptr("step", "u", u, batch);
+  check_ptr("step", "x_next", x_next, batch);
+  if (batch > 0) engine_->step(batch, x, u, x_next);
+}
+
+template <class S>
+void Simulator<S>::step_jvp(std::int64_t batch, const S* x, const S* u, const S* dx,
+                            const S* du, S* x_next, S* dx_next) {
+  check_batch("step_jvp", batch);
+  for (auto [name, ptr] : {std::pair<const char*, const void*>{"x", x}, {"u", u}, {"dx", dx},
+                           {"du", du}, {"x_next", x_next}, {"dx_next", dx_next}}) {
+    check_ptr("step_jvp", name, ptr, batch);
+  }
+  if (batch > 0) engine_->step_jvp(batch, x, u, dx, du, x_next, dx_next);
+}
+
+template <class S>
+void Simulator<S>::step_vjp(std::int64_t batch, const S* x, const S* u, S* gx, S* gu,
+                            const S* g_next) {
+  check_batch("step_vjp", batch);
+  for (auto [name, ptr] : {std::pair<const char*, const void*>{"x", x}, {"u", u}, {"gx", gx},
+                           {"gu", gu}, {"g_next", g_next}}) {
+    check_ptr("step_vjp", name, ptr, batch);
+  }
+  if (batch > 0) engine_->step_vjp(batch, x, u, gx, gu, g_next);
+}
+
+template <class S>
+void Simulator<S>::jacobian(std::int64_t batch, const S* x, const S* u, S* x_next, S* jac_x,
+                            S* jac_u, JacobianMode mode) {
+  check_batch("jacobian", batch);
+  for (auto [name, ptr] : {std::pair<const char*, const void*>{"x", x}, {"u", u},
+                           {"jac_x", jac_x}, {"jac_u", jac_u}}) {
+    check_ptr("jacobian", name, ptr, batch);
+  }
+  if (batch > 0) engine_->jacobian(batch, x, u, x_next, jac_x, jac_u, mode);
+}
+
+template <class S>
+void Simulator<S>::jacobian_fd(std::int64_t batch, const S* x, const S* u, S* jac_x, S* jac_u,
+                               S eps) {
+  check_batch("jacobian_fd", batch);
+  for (auto [name, ptr] : {std::pair<const char*, const void*>{"x", x}, {"u", u},
+                           {"jac_x", jac_x}, {"jac_u", jac_u}}) {
+    check_ptr("jacobian_fd", name, ptr, batch);
+  }
+  if (!(eps >= 0) || !isfinite_(eps)) {
+    throw InputError("Simulator::jacobian_fd: eps must be finite and >= 0, got " +
+                     std::to_string(eps));
+  }
+  // about cbrt(machine epsilon): balances truncation against rounding for central differences
+  if (eps == 0) eps = sizeof(S) == sizeof(float) ? S(1e-3) : S(1e-6);
+  if (batch > 0) engine_->jacobian_fd(batch, x, u, jac_x, jac_u, eps);
+}
+
+template <class S>
+void Simulator<S>::rollout(std::int64_t batch, std::int64_t horizon, const S* x0,
+                           const S* actions, S* states) {
+  check_batch("rollout", batch);
+  check_horizon("rollout", horizon);
+  check_ptr("rollout", "x0", x0, batch);
+  check_ptr("rollout", "actions", actions, batch * horizon);
+  check_ptr("rollout", "states", states, batch);
+  if (batch > 0) engine_->rollout(batch, horizon, x0, actions, states);
+}
+
+template <class S>
+void Simulator<S>::rollout_vjp(std::int64_t batch, std::int64_t horizon, const S* x0,
+                               const S* actions, const S* states, S* gx0, S* g_actions,
+                               const S* g_states, const S* g_final,
+                               std::int64_t checkpoint_interval) {
+  check_batch("rollout_vjp", batch);
+  check_horizon("rollout_vjp", horizon);
+  if (states == nullptr) check_ptr("rollout_vjp", "x0 (needed when states is null)", x0, batch);
+  check_ptr("rollout_vjp", "actions", actions, batch * horizon);
+  check_ptr("rollout_vjp", "gx0", gx0, batch);
+  check_ptr("rollout_vjp", "g_actions", g_actions, batch * horizon);
+  if (checkpoint_interval < 0) {
+    throw InputError("Simulator::rollout_vjp: checkpoint_interval must be >= 0, got " +
+                     std::to_string(checkpoint_interval));
+  }
+  if (checkpoint_interval == 0) checkpoint_interval = default_checkpoint_interval(horizon);
+  if (batch > 0) {
+    engine_->rollout_vjp(batch, horizon, x0, actions, states, gx0, g_actions, g_states, g_final,
+                         checkpoint_interval);
+  }
+}
+
+template <class S>
+void Simulator<S>::nonfinite_rows(std::int64_t batch, std::int64_t row_size, const S* data,
+                                  std::uint8_t* flags) {
+  check_batch("nonfinite_rows", batch);
+  check_ptr("nonfinite_rows", "data", data, batch * row_size);
+  check_ptr("nonfinite_rows", "flags", flags, batch);
+  if (batch > 0) engine_->nonfinite_rows(batch, row_size, data, flags);
+}
+
+template <class S>
+void Simulator<S>::synchronize() {
+  engine_->synchronize();
+}
+
+template class Simulator<float>;
+template class Simulator<double>;
+
+}  // namespace phydream

@@ -1,0 +1,177 @@
+// The public batched API: a Simulator steps, differentiates and rolls out a batch of environments
+// held in caller-owned memory.
+//
+// Layout: row-major with the environment index first -- states (B, nx), actions (B, nu),
+// Jacobians (B, nx, nx) and (B, nx, nu), trajectories (B, T + 1, nx), action sequences (B, T, nu)
+// -- the layout of NumPy, PyTorch and JAX, so an embedding program hands its own buffers in.
+// Pointers live where the backend runs: host memory for the CPU backend, device memory for CUDA
+// (work is queued on the simulator's stream; call synchronize() before reading results on the
+// host). Outputs never alias inputs.
+//
+// Derivative conventions (as every derivative routine in the engine):
+//   *_jvp overwrite their outputs; *_vjp accumulate (+=) into the input cotangents; Jacobians
+//   overwrite. jac_x[b, i, j] = d x'_i / d x_j and jac_u[b, i, j] = d x'_i / d u_j.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/backend.h"
+#include "engine/integrator.h"
+
+namespace phydream {
+
+/// A physical parameter of an environment, with its default and admissible range.
+struct ParamInfo {
+  std::string name;
+  double default_value = 0;
+  double lower = 0;              // admissible values are > lower (or >= lower, see below)
+  bool lower_inclusive = false;  // true: value >= lower is allowed
+  bool bounded_below = true;     // false: any finite value
+  std::string description;       // with its unit
+};
+
+/// What an environment is: sizes, defaults, names, parameters.
+struct EnvInfo {
+  std::string name;
+  std::string description;
+  int nq = 0, nx = 0, nu = 0;
+  double dt = 0;                         // default timestep, s
+  Integrator integrator = Integrator::euler;  // default integrator
+  std::vector<std::string> state_names;   // (nx)
+  std::vector<std::string> action_names;  // (nu)
+  std::vector<ParamInfo> params;
+};
+
+/// Everything a backend engine needs, resolved and validated.
+struct EngineConfig {
+  EnvInfo env;
+  std::vector<double> params;  // in the order of env.params
+  Integrator integrator = Integrator::euler;
+  double dt = 0;
+  Backend backend = Backend::cpu;  // cpu or cuda, never automatic
+  int threads = 0;                 // CPU: worker threads, 0 = all cores
+  void* stream = nullptr;          // CUDA: cudaStream_t, null = default stream
+};
+
+/// Which sweep builds the full Jacobian. Both give the same matrix to rounding.
+enum class JacobianMode {
+  forward,  // one forward sweep carrying nx + nu tangent directions
+  reverse,  // one reverse sweep carrying nx cotangents
+};
+
+/// One environment type on one backend, batched over caller memory. Implemented by the CPU
+/// engine (engine/cpu_engine.h) and the CUDA engine (kernels/). Arguments as in Simulator.
+template <class Scalar>
+class StepEngine {
+ public:
+  virtual ~StepEngine() = default;
+  virtual void step(std::int64_t batch, const Scalar* x, const Scalar* u, Scalar* x_next) = 0;
+  virtual void step_jvp(std::int64_t batch, const Scalar* x, const Scalar* u, const Scalar* dx,
+                        const Scalar* du, Scalar* x_next, Scalar* dx_next) = 0;
+  virtual void step_vjp(std::int64_t batch, const Scalar* x, const Scalar* u, Scalar* gx,
+                        Scalar* gu, const Scalar* g_next) = 0;
+  virtual void jacobian(std::int64_t batch, const Scalar* x, const Scalar* u, Scalar* x_next,
+                        Scalar* jac_x, Scalar* jac_u, JacobianMode mode) = 0;
+  virtual void jacobian_fd(std::int64_t batch, const Scalar* x, const Scalar* u, Scalar* jac_x,
+                           Scalar* jac_u, Scalar eps) = 0;
+  virtual void rollout(std::int64_t batch, std::int64_t horizon, const Scalar* x0,
+                       const Scalar* actions, Scalar* states) = 0;
+  virtual void rollout_vjp(std::int64_t batch, std::int64_t horizon, const Scalar* x0,
+                           const Scalar* actions, const Scalar* states, Scalar* gx0,
+                           Scalar* g_actions, const Scalar* g_states, const Scalar* g_final,
+                           std::int64_t checkpoint_interval) = 0;
+  virtual void nonfinite_rows(std::int64_t batch, std::int64_t row_size, const Scalar* data,
+                              std::uint8_t* flags) = 0;
+  virtual void synchronize() = 0;
+};
+
+/// Options to build a Simulator. Unset fields take the environment's defaults.
+struct SimulatorOptions {
+  std::string env = "double_pendulum";
+  std::vector<std::pair<std::string, double>> params;  // overrides, by parameter name
+  std::optional<Integrator> integrator;
+  std::optional<double> dt;
+  Backend backend = Backend::automatic;
+  int threads = 0;          // CPU backend: worker threads, 0 = all cores
+  void* stream = nullptr;   // CUDA backend: a cudaStream_t to queue work on, null = default
+};
+
+/// A batched, differentiable simulator of one environment (float or double).
+template <class Scalar>
+class Simulator {
+ public:
+  /// Builds the environment named in `options` (see environments() in models/envs.h) on the
+  /// requested backend. Throws InputError for an unknown environment, parameter or a value out
+  /// of range, BackendError when the backend is unavailable.
+  explicit Simulator(const SimulatorOptions& options);
+
+  const EnvInfo& env() const { return config_.env; }
+  const EngineConfig& config() const { return config_; }
+  int nx() const { return config_.env.nx; }
+  int nu() const { return config_.env.nu; }
+  double dt() const { return config_.dt; }
+  Integrator integrator() const { return config_.integrator; }
+  Backend backend() const { return config_.backend; }
+  /// Why this backend was chosen ("CUDA device visible: ...", "no CUDA device visible", ...).
+  const std::string& backend_reason() const { return backend_reason_; }
+
+  /// x_next = step(x, u). x: (B, nx), u: (B, nu), x_next: (B, nx) written.
+  void step(std::int64_t batch, const Scalar* x, const Scalar* u, Scalar* x_next);
+
+  /// Forward mode: dx_next = (dx'/dx) dx + (dx'/du) du, and x_next. dx: (B, nx), du: (B, nu),
+  /// x_next, dx_next: (B, nx) written.
+  void step_jvp(std::int64_t batch, const Scalar* x, const Scalar* u, const Scalar* dx,
+                const Scalar* du, Scalar* x_next, Scalar* dx_next);
+
+  /// Reverse mode: gx += (dx'/dx)^T g_next, gu += (dx'/du)^T g_next. gx: (B, nx) and
+  /// gu: (B, nu) accumulated, g_next: (B, nx).
+  void step_vjp(std::int64_t batch, const Scalar* x, const Scalar* u, Scalar* gx, Scalar* gu,
+                const Scalar* g_next);
+
+  /// Full Jacobians, analytic. jac_x: (B, nx, nx), jac_u: (B, nx, nu) written; x_next (B, nx)
+  /// written too unless null.
+  void jacobian(std::int64_t batch, const Scalar* x, const Scalar* u, Scalar* x_next,
+                Scalar* jac_x, Scalar* jac_u, JacobianMode mode = JacobianMode::forward);
+
+  /// Full Jacobians by batched central differences, 2 (nx + nu) perturbed steps per
+  /// environment. eps: relative step (0: 1e-6 for double, 1e-3 for float).
+  void jacobian_fd(std::int64_t batch, const Scalar* x, const Scalar* u, Scalar* jac_x,
+                   Scalar* jac_u, Scalar eps = 0);
+
+  /// T-step rollout. x0: (B, nx), actions: (B, T, nu), states: (B, T + 1, nx) written with
+  /// states[:, 0] = x0.
+  void rollout(std::int64_t batch, std::int64_t horizon, const Scalar* x0, const Scalar* actions,
+               Scalar* states);
+
+  /// Reverse mode of a rollout for the trajectory cotangent g_states (B, T + 1, nx) and/or
+  /// g_final (B, nx) (added to the cotangent of the last state); either may be null.
+  /// Accumulates gx0 (B, nx) and g_actions (B, T, nu). With `states` (B, T + 1, nx) from
+  /// rollout() the stored trajectory is used; with states = null it is re-simulated from
+  /// checkpoints every `checkpoint_interval` steps (0: ceil(sqrt(T))), using O(sqrt(T)) memory.
+  void rollout_vjp(std::int64_t batch, std::int64_t horizon, const Scalar* x0,
+                   const Scalar* actions, const Scalar* states, Scalar* gx0, Scalar* g_actions,
+                   const Scalar* g_states, const Scalar* g_final,
+                   std::int64_t checkpoint_interval = 0);
+
+  /// flags[b] = 1 if any of data[b, 0:row_size] is NaN or infinite, else 0. flags: (B) bytes.
+  void nonfinite_rows(std::int64_t batch, std::int64_t row_size, const Scalar* data,
+                      std::uint8_t* flags);
+
+  /// Waits until queued work is done (a no-op on the CPU backend).
+  void synchronize();
+
+ private:
+  std::string backend_reason_;  // before config_: the constructor fills both in one call
+  EngineConfig config_;
+  std::unique_ptr<StepEngine<Scalar>> engine_;
+};
+
+extern template class Simulator<float>;
+extern template class Simulator<double>;
+
+}  // namespace phydream
