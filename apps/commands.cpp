@@ -21,13 +21,32 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// parse_backend, with the option named in the message
+Backend backend_option(const std::string& name) {
+  try {
+    return parse_backend(name);
+  } catch (const InputError& e) {
+    throw InputError(std::string("--backend: ") + e.what());
+  }
+}
+
 SimulatorOptions simulator_options(const SimArgs& a) {
   SimulatorOptions o;
   o.env = a.env;
   for (const std::string& p : a.params) o.params.push_back(parse_param(p));
-  if (!a.integrator.empty()) o.integrator = parse_integrator(a.integrator);
+  try {
+    if (!a.integrator.empty()) o.integrator = parse_integrator(a.integrator);
+  } catch (const InputError& e) {
+    throw InputError(std::string("--integrator: ") + e.what());
+  }
+  // checked here so the message names the option
+  if (a.dt && !(std::isfinite(*a.dt) && *a.dt > 0)) {
+    std::ostringstream os;
+    os << "--dt " << *a.dt << ": expected a finite timestep > 0 (seconds)";
+    throw InputError(os.str());
+  }
   o.dt = a.dt;
-  o.backend = parse_backend(a.backend);
+  o.backend = backend_option(a.backend);
   o.threads = a.threads;
   return o;
 }
@@ -88,6 +107,11 @@ int step_typed(const StepArgs& a) {
   if (!a.jacobian && a.mode != "fwd") {
     throw InputError("--mode " + a.mode + " selects how Jacobians are computed; add --jacobian");
   }
+  if (!(std::isfinite(a.fd_eps) && a.fd_eps >= 0)) {
+    std::ostringstream os;
+    os << "--fd-eps " << a.fd_eps << ": expected a finite relative step >= 0 (0: the default)";
+    throw InputError(os.str());
+  }
   Simulator<S> sim(simulator_options(a.sim));
   const int nx = sim.nx(), nu = sim.nu();
   const auto x = load_checked<S>("--state", a.state, {Dim::any("B"), Dim::fixed(nx, "nx")});
@@ -144,6 +168,7 @@ int rollout_typed(const RolloutArgs& a) {
   const std::int64_t batch = x0.shape[0], horizon = U.shape[1];
   announce(sim);
 
+  OutputDir out(a.out);
   const Backend be = sim.backend();
   Buffer<S> bx0(be, x0.data.size()), bU(be, U.data.size());
   Buffer<S> states(be, static_cast<std::size_t>(batch * (horizon + 1) * nx));
@@ -152,8 +177,6 @@ int rollout_typed(const RolloutArgs& a) {
   sim.rollout(batch, horizon, bx0.data(), bU.data(), states.data());
   const auto states_host = states.to_vector();
   check_outputs_finite("states.npy", states_host, batch, a.allow_nonfinite);
-
-  OutputDir out(a.out);
   out.add("states.npy", states_host, {batch, horizon + 1, nx});
   if (a.grad) {
     // L = 1/2 sum_b |x_T|^2, so dL/dx_T = x_T
@@ -295,7 +318,7 @@ template <class S>
 int demo_typed(const DemoArgs& a) {
   SimulatorOptions o;
   o.env = "double_pendulum";
-  o.backend = parse_backend(a.backend);
+  o.backend = backend_option(a.backend);
   o.threads = a.threads;
   Simulator<S> sim(o);
   const bool gpu = sim.backend() == Backend::cuda;
@@ -436,7 +459,9 @@ int run_rollout(const RolloutArgs& a) {
 }
 
 int run_demo(const DemoArgs& a) {
-  if (a.batch < 0) throw InputError("--batch must be > 0, got " + std::to_string(a.batch));
+  if (a.batch < 0) {
+    throw InputError("--batch must be > 0 (or 0 for the default), got " + std::to_string(a.batch));
+  }
   return is_f32(a.dtype) ? demo_typed<float>(a) : demo_typed<double>(a);
 }
 

@@ -55,8 +55,13 @@ npy::Array<S> load_checked(const std::string& option, const std::string& path,
   for (std::int64_t i = 0; i < a.size(); ++i) {
     const S v = a.data[static_cast<std::size_t>(i)];
     if (!std::isfinite(v)) {
+      // a finite float64 beyond the float32 range becomes infinite when read for --dtype f32
+      const bool narrowed = sizeof(S) == sizeof(float) && a.file_dtype == npy::DType::f64;
       throw InputError(where + ": element " + index_string(i, a.shape) + " is " +
-                       (std::isnan(v) ? "NaN" : "infinite") + "; inputs must be finite");
+                       (std::isnan(v) ? "NaN" : narrowed ? "infinite or beyond the float32 range"
+                                                         : "infinite") +
+                       "; inputs must be finite" +
+                       (narrowed && !std::isnan(v) ? " (use --dtype f64 for large values)" : ""));
     }
   }
   return a;
@@ -71,6 +76,13 @@ void check_same_dim(const std::string& option, const std::string& path, const np
                      std::to_string(a.shape[dim]) + " but " + ref_option + " '" + ref_path +
                      "' has " + dim_name + " = " + std::to_string(ref.shape[dim_ref]) +
                      "; they must agree");
+  }
+}
+
+OutputDir::OutputDir(std::string dir) : dir_(std::move(dir)) {
+  std::error_code ec;
+  if (std::filesystem::exists(dir_, ec) && !std::filesystem::is_directory(dir_, ec)) {
+    throw InputError("--out '" + dir_ + "': exists and is not a directory");
   }
 }
 

@@ -34,7 +34,8 @@ void check_same_dim(const std::string& option, const std::string& path, const np
 /// Files to write into one output directory, all at the end.
 class OutputDir {
  public:
-  explicit OutputDir(std::string dir) : dir_(std::move(dir)) {}
+  /// Throws InputError if `dir` exists and is not a directory: refused before any work is done.
+  explicit OutputDir(std::string dir);
   /// Queues `name` with its data (copied) and shape.
   template <class S>
   void add(const std::string& name, const std::vector<S>& data,

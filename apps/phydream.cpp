@@ -4,6 +4,8 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
+#include <string>
+#include <vector>
 
 #include "apps/commands.h"
 #include "engine/errors.h"
@@ -114,6 +116,16 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
+    // without a subcommand CLI11 only says one is required; name what was given instead
+    const std::vector<std::string> left = app.remaining();
+    if (app.get_subcommands().empty() && !left.empty()) {
+      std::fprintf(stderr,
+                   "phydream: error: unknown %s '%s'; expected a subcommand: envs, info, step, "
+                   "rollout or demo\nRun with --help for more information.\n",
+                   left.front().rfind('-', 0) == 0 ? "option" : "subcommand",
+                   left.front().c_str());
+      return 2;
+    }
     app.exit(e);  // prints the message and usage
     return 2;
   }

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Configures and builds PhyDream in build/ (Release; CUDA kernels when nvcc is found).
+# Extra arguments go to the CMake configure step, e.g. -DCMAKE_CUDA_ARCHITECTURES=80.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install_deps.sh
+# nvcc is often installed outside PATH
+if ! command -v nvcc >/dev/null 2>&1 && [[ -x /usr/local/cuda/bin/nvcc ]]; then
+  export PATH="/usr/local/cuda/bin:$PATH"
+fi
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
+cmake --build build -j"$(nproc)"
