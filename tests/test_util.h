@@ -103,9 +103,15 @@ void random_input(std::mt19937_64& rng, double* x, double* u) {
 }
 
 /// max_i |a_i - b_i| / max(|b_i|, floor): relative error with an absolute floor.
+/// A NaN on one side only is an infinite error; NaN on both sides counts as agreement.
 inline double rel_err(const double* a, const double* b, int n, double floor = 1.0) {
   double worst = 0;
   for (int i = 0; i < n; ++i) {
+    if (std::isnan(a[i]) || std::isnan(b[i])) {
+      if (std::isnan(a[i]) != std::isnan(b[i])) return INFINITY;
+      continue;
+    }
+    if (a[i] == b[i]) continue;  // equal infinities
     worst = std::max(worst, std::abs(a[i] - b[i]) / std::max(std::abs(b[i]), floor));
   }
   return worst;
