@@ -422,7 +422,9 @@ int run_envs(bool json) {
       out.push_back({{"name", e.name}, {"description", e.description}, {"nq", e.nq},
                      {"nx", e.nx}, {"nu", e.nu}, {"dt", e.dt},
                      {"integrator", integrator_name(e.integrator)}, {"state", e.state_names},
-                     {"action", e.action_names}, {"params", params}});
+                     {"action", e.action_names}, {"params", params},
+                     {"state_low", e.state_low}, {"state_high", e.state_high},
+                     {"action_low", e.action_low}, {"action_high", e.action_high}});
     }
     std::cout << out.dump(2) << std::endl;
     return 0;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "apps/commands.h"
+#include "apps/train_commands.h"
 #include "engine/errors.h"
 
 #ifndef PHYDREAM_VERSION
@@ -107,6 +108,71 @@ int main(int argc, char** argv) {
   demo->add_option("--seed", demo_args.seed, "random seed")->capture_default_str();
   demo->add_flag("--json", demo_args.json, "print one JSON object");
 
+  // train
+  phydream::cli::TrainArgs train_args;
+  std::int64_t train_steps = 0, train_seed = 0;
+  auto* train = app.add_subcommand(
+      "train", "train an MLP dynamics model with MSE and/or the Jacobian alignment loss");
+  train->add_option("--config", train_args.config, "training config (JSON; see README)")
+      ->required();
+  train->add_option("--out", train_args.out, "output directory")->capture_default_str();
+  auto* train_steps_opt =
+      train->add_option("--steps", train_steps, "total optimizer steps (overrides train.steps)");
+  auto* train_seed_opt = train->add_option("--seed", train_seed, "seed (overrides train.seed)");
+  train->add_flag("--resume", train_args.resume, "continue from OUT/checkpoint");
+  train->add_option("--backend", train_args.backend, "auto | cpu | cuda")->capture_default_str();
+  train->add_option("--threads", train_args.threads, "CPU worker threads, 0 = all cores");
+  train->add_flag("--quiet", train_args.quiet, "no progress on stderr");
+
+  // eval
+  phydream::cli::EvalArgs eval_args;
+  auto* eval = app.add_subcommand(
+      "eval", "evaluate a checkpoint against the simulator: one-step, Jacobian, rollout and "
+              "out-of-distribution errors");
+  eval->add_option("--checkpoint", eval_args.checkpoint, "checkpoint directory")->required();
+  eval->add_option("--out", eval_args.out, "output directory")->required();
+  eval->add_option("--threads", eval_args.threads, "CPU worker threads, 0 = all cores");
+
+  // mlp-grad
+  phydream::cli::MlpGradArgs grad_args;
+  double lambda_mse = 0, lambda_jal = 0;
+  auto* mlp_grad = app.add_subcommand(
+      "mlp-grad", "the training loss of a checkpoint on given arrays, and its gradient for every "
+                  "tensor (float64)");
+  mlp_grad->add_option("--checkpoint", grad_args.checkpoint, "checkpoint directory")->required();
+  mlp_grad->add_option("--inputs", grad_args.inputs, "inputs [x, u], NPY (B, nx + nu)")
+      ->required();
+  mlp_grad->add_option("--targets", grad_args.targets, "next states, NPY (B, nx)")->required();
+  mlp_grad->add_option("--target-jacobians", grad_args.target_jacobians,
+                       "true Jacobians [dx'/dx | dx'/du], NPY (B, nx, nx + nu)");
+  mlp_grad->add_option("--loss", grad_args.loss, "mse | jal | both (weights 1,0 | 0,1 | 1,1)")
+      ->capture_default_str();
+  mlp_grad->add_option("--scaling", grad_args.scaling,
+                       "none | minmax | zscore | std (default: the checkpoint's)");
+  mlp_grad->add_option("--metric", grad_args.metric,
+                       "mse | frobenius | l1 (default: the checkpoint's)");
+  auto* lmse_opt = mlp_grad->add_option("--lambda-mse", lambda_mse, "weight of the MSE term");
+  auto* ljal_opt = mlp_grad->add_option("--lambda-jal", lambda_jal, "weight of the JAL term");
+  mlp_grad->add_option("--out", grad_args.out, "output directory")->required();
+
+  // experiment
+  phydream::cli::ExperimentArgs exp_args;
+  std::int64_t exp_steps = 0;
+  int exp_seeds = 0;
+  auto* experiment = app.add_subcommand(
+      "experiment", "train and evaluate variants x seeds of a config and print the comparison");
+  experiment->add_option("--config", exp_args.config, "experiment file (JSON; see README)")
+      ->required();
+  experiment->add_option("--out", exp_args.out, "output directory")->required();
+  experiment->add_option("--backend", exp_args.backend, "auto | cpu | cuda")
+      ->capture_default_str();
+  experiment->add_option("--threads", exp_args.threads, "CPU worker threads, 0 = all cores");
+  auto* exp_steps_opt =
+      experiment->add_option("--steps", exp_steps, "optimizer steps of every run (override)");
+  auto* exp_seeds_opt =
+      experiment->add_option("--seeds", exp_seeds, "use only the first N seeds (override)");
+  experiment->add_flag("--quiet", exp_args.quiet, "no progress on stderr");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -121,7 +187,8 @@ int main(int argc, char** argv) {
     if (app.get_subcommands().empty() && !left.empty()) {
       std::fprintf(stderr,
                    "phydream: error: unknown %s '%s'; expected a subcommand: envs, info, step, "
-                   "rollout or demo\nRun with --help for more information.\n",
+                   "rollout, demo, train, eval, mlp-grad or experiment\n"
+                   "Run with --help for more information.\n",
                    left.front().rfind('-', 0) == 0 ? "option" : "subcommand",
                    left.front().c_str());
       return 2;
@@ -130,6 +197,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (step_dt_opt->count() > 0) step_args.sim.dt = step_dt;
+  if (train_steps_opt->count() > 0) train_args.steps = train_steps;
+  if (train_seed_opt->count() > 0) train_args.seed = train_seed;
+  if (lmse_opt->count() > 0) grad_args.lambda_mse = lambda_mse;
+  if (ljal_opt->count() > 0) grad_args.lambda_jal = lambda_jal;
+  if (exp_steps_opt->count() > 0) exp_args.steps = exp_steps;
+  if (exp_seeds_opt->count() > 0) exp_args.seeds = exp_seeds;
   if (roll_dt_opt->count() > 0) roll_args.sim.dt = roll_dt;
 
   try {
@@ -138,6 +211,10 @@ int main(int argc, char** argv) {
     if (step->parsed()) return phydream::cli::run_step(step_args);
     if (rollout->parsed()) return phydream::cli::run_rollout(roll_args);
     if (demo->parsed()) return phydream::cli::run_demo(demo_args);
+    if (train->parsed()) return phydream::cli::run_train(train_args);
+    if (eval->parsed()) return phydream::cli::run_eval(eval_args);
+    if (mlp_grad->parsed()) return phydream::cli::run_mlp_grad(grad_args);
+    if (experiment->parsed()) return phydream::cli::run_experiment(exp_args);
   } catch (const phydream::InputError& e) {
     std::fprintf(stderr, "phydream: error: %s\n", e.what());
     return 2;

@@ -97,4 +97,18 @@ class Buffer {
   std::vector<Scalar> host_;
 };
 
+/// Copies n elements at `src` (memory of `backend`) to a host vector; waits for the stream.
+template <class Scalar>
+std::vector<Scalar> copy_to_host(Backend backend, const Scalar* src, std::size_t n,
+                                 void* stream = nullptr) {
+  std::vector<Scalar> v(n);
+  if (n == 0) return v;
+  if (backend == Backend::cuda) {
+    cuda_memcpy_to_host(v.data(), src, n * sizeof(Scalar), stream);
+  } else {
+    std::memcpy(v.data(), src, n * sizeof(Scalar));
+  }
+  return v;
+}
+
 }  // namespace phydream

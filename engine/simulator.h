@@ -45,6 +45,9 @@ struct EnvInfo {
   std::vector<std::string> state_names;   // (nx)
   std::vector<std::string> action_names;  // (nu)
   std::vector<ParamInfo> params;
+  // the box training and evaluation sample from by default
+  std::vector<double> state_low, state_high;    // (nx)
+  std::vector<double> action_low, action_high;  // (nu)
 };
 
 /// Everything a backend engine needs, resolved and validated.

@@ -45,6 +45,10 @@ std::vector<EnvInfo> make_environments() {
                      positive("length", 1.0, "rod length, m"),
                      any_finite("gravity", 9.81, "gravitational acceleration, m/s^2"),
                      nonnegative("damping", 0.0, "viscous damping at the pivot, N m s/rad")};
+  pendulum.state_low = {-M_PI, -4.0};
+  pendulum.state_high = {M_PI, 4.0};
+  pendulum.action_low = {-2.0};
+  pendulum.action_high = {2.0};
   envs.push_back(pendulum);
 
   EnvInfo dp;
@@ -62,6 +66,10 @@ std::vector<EnvInfo> make_environments() {
                positive("l1", 1.0, "first rod length, m"),
                positive("l2", 1.0, "second rod length, m"),
                any_finite("g", 9.81, "gravitational acceleration, m/s^2")};
+  dp.state_low = {-M_PI, -M_PI, -2.0, -2.0};
+  dp.state_high = {M_PI, M_PI, 2.0, 2.0};
+  dp.action_low = {-1.0, -1.0};
+  dp.action_high = {1.0, 1.0};
   envs.push_back(dp);
 
   EnvInfo cp;
@@ -77,6 +85,10 @@ std::vector<EnvInfo> make_environments() {
                positive("mass_pole", 0.1, "pole mass, kg"),
                positive("length", 0.5, "pole half-length, m"),
                any_finite("gravity", 9.8, "gravitational acceleration, m/s^2")};
+  cp.state_low = {-2.4, -M_PI / 4, -2.0, -2.0};
+  cp.state_high = {2.4, M_PI / 4, 2.0, 2.0};
+  cp.action_low = {-10.0};
+  cp.action_high = {10.0};
   envs.push_back(cp);
 
   for (EnvInfo& e : envs) e.nx = 2 * e.nq;

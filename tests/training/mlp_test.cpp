@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/errors.h"
+#include "loss_cases.h"
 #include "naive_mlp.h"
 #include "training/mlp_cpu.h"
 
@@ -20,51 +21,6 @@ using training::JacScaling;
 using training::JalMetric;
 using training::LossConfig;
 using training::MlpSpec;
-
-// a small network with non-trivial normalisation: nx = 4, nu = 2, hidden 6, 5
-MlpSpec small_spec(Activation act, bool residual) {
-  MlpSpec s;
-  s.nx = 4;
-  s.nu = 2;
-  s.hidden = {6, 5};
-  s.activation = act;
-  s.residual = residual;
-  s.in_mean = {0.1, -0.2, 0.3, 0.0, 0.5, -0.5};
-  s.in_std = {1.5, 0.7, 2.0, 1.1, 0.9, 1.3};
-  s.out_mean = {0.05, -0.1, 0.2, 0.0};
-  s.out_std = {0.3, 0.8, 1.7, 1.2};
-  return s;
-}
-
-struct Batch {
-  int N = 0;
-  std::vector<double> inputs, targets, target_jac;
-};
-
-Batch random_batch(const MlpSpec& spec, int N, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> dist(-1.5, 1.5);
-  Batch b;
-  b.N = N;
-  const int k = spec.n_out(), d = spec.n_in();
-  for (int e = 0; e < N * d; ++e) b.inputs.push_back(dist(rng));
-  for (int e = 0; e < N * k; ++e) b.targets.push_back(dist(rng));
-  for (int e = 0; e < N * k * d; ++e) b.target_jac.push_back(dist(rng));
-  return b;
-}
-
-LossConfig loss_config(double lmse, double ljal, JalMetric m, JacScaling s, const MlpSpec& spec) {
-  LossConfig c;
-  c.lambda_mse = lmse;
-  c.lambda_jal = ljal;
-  c.metric = m;
-  c.scaling = s;
-  if (s == JacScaling::std) {
-    for (int e = 0; e < spec.n_out() * spec.n_in(); ++e) c.jac_std.push_back(0.5 + 0.1 * (e % 7));
-    c.jac_std[3] = 0.0;  // an entry without spread stays unscaled
-  }
-  return c;
-}
 
 TEST(Activations, DerivativesMatchDifferences) {
   for (Activation a : {Activation::tanh, Activation::silu, Activation::softplus, Activation::relu}) {
@@ -85,7 +41,7 @@ TEST(Activations, DerivativesMatchDifferences) {
 TEST(MlpForward, JacobianMatchesDifferences) {
   for (Activation a : {Activation::tanh, Activation::silu, Activation::softplus}) {
     for (bool residual : {false, true}) {
-      const MlpSpec spec = small_spec(a, residual);
+      const MlpSpec spec = make_spec(a, residual);
       CpuMlp<double> net(spec, loss_config(1, 0, JalMetric::mse, JacScaling::none, spec));
       const auto theta = training::init_params<double>(spec, 3);
       const Batch b = random_batch(spec, 4, 9);
@@ -111,17 +67,10 @@ TEST(MlpForward, JacobianMatchesDifferences) {
 // ---------------------------------------------------------------------------------------------
 // loss gradients, for every activation x metric x scaling x loss weighting
 
-using GradCase = std::tuple<Activation, JalMetric, JacScaling, int /*weights*/>;
-
-class LossGradient : public ::testing::TestWithParam<GradCase> {
+class LossGradient : public ::testing::TestWithParam<LossCase> {
  protected:
-  MlpSpec spec() const { return small_spec(std::get<0>(GetParam()), std::get<3>(GetParam()) != 1); }
-  LossConfig cfg(const MlpSpec& s) const {
-    // 0: MSE + JAL, 1: JAL only, 2: MSE only
-    const int w = std::get<3>(GetParam());
-    return loss_config(w == 1 ? 0.0 : 0.7, w == 2 ? 0.0 : 1.3, std::get<1>(GetParam()),
-                       std::get<2>(GetParam()), s);
-  }
+  MlpSpec spec() const { return make_spec(std::get<0>(GetParam()), std::get<3>(GetParam()) != 1); }
+  LossConfig cfg(const MlpSpec& s) const { return case_config(GetParam(), s); }
 };
 
 TEST_P(LossGradient, MatchesCentralDifferencesOfTheLoss) {
@@ -176,39 +125,14 @@ TEST_P(LossGradient, EqualsForwardModeOverParameters) {
   }
 }
 
-std::string grad_case_name(const ::testing::TestParamInfo<GradCase>& info) {
-  const int w = std::get<3>(info.param);
-  return std::string(training::activation_name(std::get<0>(info.param))) + "_" +
-         training::metric_name(std::get<1>(info.param)) + "_" +
-         training::scaling_name(std::get<2>(info.param)) + "_" +
-         (w == 0 ? "both" : w == 1 ? "jal" : "mse");
-}
-
-INSTANTIATE_TEST_SUITE_P(
-    AllLosses, LossGradient,
-    ::testing::Combine(::testing::Values(Activation::tanh, Activation::silu, Activation::softplus,
-                                         Activation::relu),
-                       ::testing::Values(JalMetric::mse, JalMetric::frobenius, JalMetric::l1),
-                       ::testing::Values(JacScaling::none, JacScaling::minmax,
-                                         JacScaling::zscore, JacScaling::std),
-                       ::testing::Values(0, 1)),
-    grad_case_name);
-
-INSTANTIATE_TEST_SUITE_P(MseOnly, LossGradient,
-                         ::testing::Combine(::testing::Values(Activation::tanh, Activation::silu,
-                                                              Activation::softplus,
-                                                              Activation::relu),
-                                            ::testing::Values(JalMetric::mse),
-                                            ::testing::Values(JacScaling::none),
-                                            ::testing::Values(2)),
-                         grad_case_name);
+INSTANTIATE_TEST_SUITE_P(AllLosses, LossGradient, all_loss_cases({0, 1, 2}), loss_case_name);
 
 // ---------------------------------------------------------------------------------------------
 // a linear network (no hidden layer): J = diag(out_std) W diag(1 / in_std) (+ [I 0]) for every
 // sample, so JAL (mse, no scaling) has the closed-form gradient
 //   dL/dW = 2 / (k d) diag(out_std) mean_b(J - J*_b) diag(1 / in_std),  dL/db = 0
 TEST(LinearNetwork, JalGradientHasClosedForm) {
-  MlpSpec s = small_spec(Activation::tanh, true);
+  MlpSpec s = make_spec(Activation::tanh, true);
   s.hidden.clear();
   const LossConfig c = loss_config(0, 1, JalMetric::mse, JacScaling::none, s);
   CpuMlp<double> net(s, c);
@@ -233,7 +157,7 @@ TEST(LinearNetwork, JalGradientHasClosedForm) {
 
 TEST(LinearNetwork, JalVanishesAtTheTrueJacobian) {
   // a linear map fitted exactly: with J* = J and targets = predictions, every gradient is zero
-  MlpSpec s = small_spec(Activation::tanh, false);
+  MlpSpec s = make_spec(Activation::tanh, false);
   s.hidden.clear();
   CpuMlp<double> net(s, loss_config(1, 1, JalMetric::mse, JacScaling::none, s));
   const auto theta = training::init_params<double>(s, 8);
@@ -247,7 +171,7 @@ TEST(LinearNetwork, JalVanishesAtTheTrueJacobian) {
 }
 
 TEST(MlpPrecision, FloatAgreesWithDouble) {
-  const MlpSpec s = small_spec(Activation::silu, true);
+  const MlpSpec s = make_spec(Activation::silu, true);
   const LossConfig c = loss_config(0.5, 1.0, JalMetric::mse, JacScaling::zscore, s);
   CpuMlp<double> netd(s, c);
   CpuMlp<float> netf(s, c);
@@ -268,13 +192,13 @@ TEST(MlpPrecision, FloatAgreesWithDouble) {
 }
 
 TEST(MlpValidation, BadSpecsAndConfigsAreRejected) {
-  MlpSpec s = small_spec(Activation::tanh, true);
+  MlpSpec s = make_spec(Activation::tanh, true);
   s.hidden = {4, 0};
   EXPECT_THROW(s.validate(), InputError);
-  s = small_spec(Activation::tanh, true);
+  s = make_spec(Activation::tanh, true);
   s.in_std[2] = 0;
   EXPECT_THROW(s.validate(), InputError);
-  s = small_spec(Activation::tanh, true);
+  s = make_spec(Activation::tanh, true);
   s.out_mean.pop_back();
   EXPECT_THROW(s.validate(), InputError);
   LossConfig c;

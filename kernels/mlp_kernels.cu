@@ -1,0 +1,857 @@
+// The CUDA engines of the trainer (training/engine.h), float and double: the MLP (forward pass
+// with the input Jacobian, loss head, hand-written backward with the double-backward curvature
+// term) and the training pipeline's small kernels (sampling, picking states, assembling, Adam).
+//
+// CudaMlpEngine mirrors CpuMlp (training/mlp_cpu.cpp) step by step, on the same "augmented"
+// batch: per sample one primal row followed by d = nx + nu tangent rows (r = 1 + d rows per
+// sample; r = 1 without tangents), row-major, sample-major, R = N r rows in all. The GEMMs go to
+// cuBLAS; every other step is a small grid-stride kernel with one thread per (sample, column);
+// the loss head's batch statistics are one single-block kernel accumulating in double (simple
+// and deterministic; a candidate for a multi-block reduction once profiled), followed by an
+// elementwise gradient kernel. Everything is queued on the engine's stream (cuBLAS is bound to
+// it); nothing waits for the device except synchronize(), and loss terms stay on the device.
+//
+// cuBLAS is column-major. A row-major (rows, cols) matrix M with leading dimension cols is, read
+// column-major with the same leading dimension, the matrix M^T (cols, rows). Every product below
+// is therefore computed transposed, with C = op(A) op(B) in cuBLAS's terms:
+//   forward   Z (R, out) = A_prev (R, in) W^T      <=>  Z^T = W A_prev^T
+//             gemm(T, N, m = out, n = R, k = in, A = W, lda = in, B = A_prev, ldb = in,
+//                  C = Z, ldc = out)       [W's memory read column-major is W^T (in, out)]
+//   backward  dW (out, in) = G^T (out, R) A_prev  <=>  dW^T = A_prev^T G
+//             gemm(N, T, m = in, n = out, k = R, A = A_prev, lda = in, B = G, ldb = out,
+//                  C = dW, ldc = in)       [G's memory read column-major is G^T (out, R)]
+//             G_A (R, in) = G (R, out) W (out, in)  <=>  G_A^T = W^T G^T
+//             gemm(N, N, m = in, n = R, k = out, A = W, lda = in, B = G, ldb = out,
+//                  C = G_A, ldc = in)
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/backend.h"
+#include "engine/errors.h"
+#include "kernels/check.cuh"
+#include "training/activation.h"
+#include "training/adam.h"
+#include "training/engine.h"
+#include "training/mlp.h"
+#include "training/pipeline.h"
+
+namespace phydream::training {
+namespace {
+
+constexpr int kThreads = 256;                 // threads per block, elementwise kernels
+constexpr int kReduceThreads = 512;           // threads per block, block reductions (power of 2)
+constexpr std::int64_t kMaxBlocks = 1 << 20;  // grid cap; grid-stride loops cover the rest
+
+unsigned grid_for(std::int64_t items, int per_block) {
+  const std::int64_t blocks = (items + per_block - 1) / per_block;
+  return static_cast<unsigned>(std::max<std::int64_t>(1, std::min(blocks, kMaxBlocks)));
+}
+
+void check_cublas(cublasStatus_t status, const char* what) {
+  if (status != CUBLAS_STATUS_SUCCESS) {
+    throw BackendError(std::string(what) + " failed: " + cublasGetStatusName(status) + ": " +
+                       cublasGetStatusString(status));
+  }
+}
+
+// C = op(A) op(B), column-major, alpha = 1, beta = 0 (C is overwritten, never read)
+void gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+          const float* A, int lda, const float* B, int ldb, float* C, int ldc) {
+  const float one = 1.0f, zero = 0.0f;
+  check_cublas(cublasSgemm(h, ta, tb, m, n, k, &one, A, lda, B, ldb, &zero, C, ldc),
+               "cublasSgemm");
+}
+void gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+          const double* A, int lda, const double* B, int ldb, double* C, int ldc) {
+  const double one = 1.0, zero = 0.0;
+  check_cublas(cublasDgemm(h, ta, tb, m, n, k, &one, A, lda, B, ldb, &zero, C, ldc),
+               "cublasDgemm");
+}
+
+// =============================================================================================
+// block reductions: blockDim.x must be kReduceThreads, and every thread of the block must call
+
+// the sum of v over the block, returned to every thread; shm holds kReduceThreads doubles
+__device__ double block_sum(double v, double* shm) {
+  const int t = threadIdx.x;
+  shm[t] = v;
+  __syncthreads();
+  for (int s = kReduceThreads / 2; s > 0; s /= 2) {
+    if (t < s) shm[t] += shm[t + s];
+    __syncthreads();
+  }
+  const double total = shm[0];
+  __syncthreads();  // shm is reused by the next call
+  return total;
+}
+
+// a candidate extreme of a tensor: its value and index (i < 0: no candidate)
+template <class S>
+struct Extreme {
+  S v;
+  std::int64_t i;
+};
+
+// whether b replaces a as the minimum (kMin) or maximum: strictly better, or equal at a smaller
+// index, so the reduction finds the first occurrence, as the CPU's sequential scan does
+template <bool kMin, class S>
+__device__ bool better(const Extreme<S>& b, const Extreme<S>& a) {
+  if (b.i < 0) return false;
+  if (a.i < 0) return true;
+  if (kMin ? b.v < a.v : b.v > a.v) return true;
+  return b.v == a.v && b.i < a.i;
+}
+
+// the best of the block's candidates, returned to every thread
+template <bool kMin, class S>
+__device__ Extreme<S> block_extreme(Extreme<S> mine, S* sv, std::int64_t* si) {
+  const int t = threadIdx.x;
+  sv[t] = mine.v;
+  si[t] = mine.i;
+  __syncthreads();
+  for (int s = kReduceThreads / 2; s > 0; s /= 2) {
+    if (t < s) {
+      const Extreme<S> a{sv[t], si[t]}, b{sv[t + s], si[t + s]};
+      if (better<kMin>(b, a)) {
+        sv[t] = b.v;
+        si[t] = b.i;
+      }
+    }
+    __syncthreads();
+  }
+  const Extreme<S> best{sv[0], si[0]};
+  __syncthreads();
+  return best;
+}
+
+// =============================================================================================
+// the loss head (loss_head in mlp_cpu.cpp), in double
+
+struct LossParams {
+  std::int64_t N = 0;
+  int k = 0, d = 0;
+  double lambda_mse = 0, lambda_jal = 0;
+  JalMetric metric = JalMetric::mse;
+  JacScaling scaling = JacScaling::none;
+  bool jal = false;                 // the loss has a JAL term (lambda_jal != 0)
+  const double* jac_std = nullptr;  // (k d), device memory; scaling std only
+};
+
+// what scaling one Jacobian batch needs (Scaled in mlp_cpu.cpp, without the scaled values,
+// which are recomputed entry by entry)
+struct ScaleStats {
+  double lo = 0, range = 1;  // minmax
+  bool range_active = false;
+  std::int64_t arg_lo = 0, arg_hi = 0;
+  double mean = 0, sigma = 1;  // zscore
+};
+
+// the batch statistics the elementwise gradient kernel needs
+struct LossStats {
+  ScaleStats net, target;          // of the network's Jacobians J and of the targets J*
+  double g_lo = 0, g_hi = 0;       // minmax: dJAL/dlo, dJAL/dhi
+  double mean_g = 0, mean_gs = 0;  // zscore: mean(G_s), mean(G_s s)
+};
+
+__device__ double std_divisor(const double* jac_std, std::int64_t e, int kd) {
+  const double s = jac_std[e % kd];
+  return s > kScaleRangeFloor ? s : 1.0;
+}
+
+// entry e of the scaled batch, s(J)_e
+template <class S>
+__device__ double scaled(const LossParams& p, const ScaleStats& st, std::int64_t e, S J) {
+  switch (p.scaling) {
+    case JacScaling::minmax:
+      return (J - st.lo) / st.range;
+    case JacScaling::zscore:
+      return (J - st.mean) / st.sigma;
+    case JacScaling::std:
+      return J / std_divisor(p.jac_std, e, p.k * p.d);
+    case JacScaling::none:
+    default:
+      return J;
+  }
+}
+
+// G_s of one entry from D_e = diff (and, for frobenius, the norm of its sample's D)
+__device__ double metric_grad(const LossParams& p, double diff, double norm) {
+  const double n = double(p.N * p.k * p.d);
+  switch (p.metric) {
+    case JalMetric::l1:
+      return (diff > 0 ? 1.0 : diff < 0 ? -1.0 : 0.0) / n;
+    case JalMetric::frobenius:
+      return norm > kFrobeniusFloor ? diff / (norm * double(p.N)) : 0.0;
+    case JalMetric::mse:
+    default:
+      return 2.0 * diff / n;
+  }
+}
+
+// the scaling statistics of one Jacobian batch J (n entries), by the whole block
+template <class S>
+__device__ ScaleStats scale_stats(const LossParams& p, std::int64_t n, const S* __restrict__ J,
+                                  double* shm, S* sv, std::int64_t* si) {
+  const int t = threadIdx.x;
+  ScaleStats st;
+  if (p.scaling == JacScaling::minmax) {
+    Extreme<S> lo{S(0), -1}, hi{S(0), -1};
+    for (std::int64_t e = t; e < n; e += kReduceThreads) {
+      const Extreme<S> c{J[e], e};
+      if (better<true>(c, lo)) lo = c;
+      if (better<false>(c, hi)) hi = c;
+    }
+    lo = block_extreme<true>(lo, sv, si);
+    hi = block_extreme<false>(hi, sv, si);
+    st.arg_lo = lo.i;
+    st.arg_hi = hi.i;
+    st.lo = double(lo.v);
+    const double width = double(hi.v) - st.lo;
+    st.range_active = width > kScaleRangeFloor;
+    st.range = st.range_active ? width : kScaleRangeFloor;
+  } else if (p.scaling == JacScaling::zscore) {
+    double acc = 0;
+    for (std::int64_t e = t; e < n; e += kReduceThreads) acc += double(J[e]);
+    st.mean = block_sum(acc, shm) / double(n);
+    acc = 0;
+    for (std::int64_t e = t; e < n; e += kReduceThreads) {
+      const double c = double(J[e]) - st.mean;
+      acc += c * c;
+    }
+    const double var = block_sum(acc, shm) / double(n);
+    st.sigma = sqrt(var + kZscoreEps);
+  }
+  return st;
+}
+
+// One block of kReduceThreads: every batch reduction of the loss. terms[0..2] = total, mse, jal;
+// `stats` and, for frobenius, norms (N) for loss_grad_kernel. Requires N >= 1.
+template <class S>
+__global__ void __launch_bounds__(kReduceThreads)
+    loss_stats_kernel(LossParams p, const S* __restrict__ pred, const S* __restrict__ targets,
+                      const S* __restrict__ jac, const S* __restrict__ target_jac,
+                      double* __restrict__ norms, LossStats* __restrict__ stats,
+                      double* __restrict__ terms) {
+  __shared__ double shm[kReduceThreads];
+  __shared__ S sv[kReduceThreads];
+  __shared__ std::int64_t si[kReduceThreads];
+  const int t = threadIdx.x;
+
+  // MSE over the N k entries of the predictions
+  const std::int64_t Nk = p.N * p.k;
+  double acc = 0;
+  for (std::int64_t e = t; e < Nk; e += kReduceThreads) {
+    const double diff = double(pred[e]) - double(targets[e]);
+    acc += diff * diff;
+  }
+  const double mse = block_sum(acc, shm) / double(Nk);
+  double total = p.lambda_mse * mse, jal = 0;
+
+  LossStats s;
+  if (p.jal) {
+    const std::int64_t n = Nk * p.d;
+    const int kd = p.k * p.d;
+    const bool frobenius = p.metric == JalMetric::frobenius;
+    s.net = scale_stats(p, n, jac, shm, sv, si);
+    s.target = scale_stats(p, n, target_jac, shm, sv, si);
+
+    // the metric on D = s(J) - s(J*)
+    acc = 0;
+    if (frobenius) {
+      for (std::int64_t b = t; b < p.N; b += kReduceThreads) {
+        double sq = 0;
+        for (std::int64_t e = b * kd; e < (b + 1) * kd; ++e) {
+          const double diff = scaled(p, s.net, e, jac[e]) - scaled(p, s.target, e, target_jac[e]);
+          sq += diff * diff;
+        }
+        const double norm = sqrt(sq);
+        norms[b] = norm;
+        acc += norm;
+      }
+      // (block_sum's barriers also make norms[] visible to the whole block)
+      jal = block_sum(acc, shm) / double(p.N);
+    } else {
+      for (std::int64_t e = t; e < n; e += kReduceThreads) {
+        const double diff = scaled(p, s.net, e, jac[e]) - scaled(p, s.target, e, target_jac[e]);
+        acc += p.metric == JalMetric::mse ? diff * diff : fabs(diff);
+      }
+      jal = block_sum(acc, shm) / double(n);
+    }
+    total += p.lambda_jal * jal;
+
+    // what the backward of the network's scaling needs from G_s over the whole batch
+    if (p.scaling == JacScaling::minmax || p.scaling == JacScaling::zscore) {
+      const double r2 = s.net.range * s.net.range, hi = s.net.lo + s.net.range;
+      double a1 = 0, a2 = 0;
+      for (std::int64_t e = t; e < n; e += kReduceThreads) {
+        const double sj = scaled(p, s.net, e, jac[e]);
+        const double diff = sj - scaled(p, s.target, e, target_jac[e]);
+        const double gs = metric_grad(p, diff, frobenius ? norms[e / kd] : 0.0);
+        if (p.scaling == JacScaling::zscore) {
+          a1 += gs;
+          a2 += gs * sj;
+        } else if (s.net.range_active) {
+          // s_e = (J_e - lo) / (hi - lo): ds/dlo = (J_e - hi) / r^2, ds/dhi = -(J_e - lo) / r^2
+          a1 += gs * (jac[e] - hi) / r2;
+          a2 -= gs * (jac[e] - s.net.lo) / r2;
+        } else {
+          a1 -= gs / s.net.range;  // the range is the constant floor: only lo moves s
+        }
+      }
+      a1 = block_sum(a1, shm);
+      a2 = block_sum(a2, shm);
+      if (p.scaling == JacScaling::zscore) {
+        s.mean_g = a1 / double(n);
+        s.mean_gs = a2 / double(n);
+      } else {
+        s.g_lo = a1;
+        s.g_hi = a2;
+      }
+    }
+  }
+  if (t == 0) {
+    *stats = s;
+    terms[0] = total;
+    terms[1] = mse;
+    terms[2] = jal;
+  }
+}
+
+// g_pred (N k) and, with JAL, g_jac (N k d): the loss gradient w.r.t. the predictions and the
+// network's Jacobians, from the statistics of loss_stats_kernel
+template <class S>
+__global__ void loss_grad_kernel(LossParams p, const S* __restrict__ pred,
+                                 const S* __restrict__ targets, const S* __restrict__ jac,
+                                 const S* __restrict__ target_jac,
+                                 const double* __restrict__ norms,
+                                 const LossStats* __restrict__ stats, S* __restrict__ g_pred,
+                                 S* __restrict__ g_jac) {
+  const std::int64_t Nk = p.N * p.k, n = p.jal ? Nk * p.d : 0;
+  const int kd = p.k * p.d;
+  for (std::int64_t idx = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; idx < Nk + n;
+       idx += std::int64_t(gridDim.x) * blockDim.x) {
+    if (idx < Nk) {
+      const double diff = double(pred[idx]) - double(targets[idx]);
+      g_pred[idx] = static_cast<S>(p.lambda_mse * 2.0 * diff / double(Nk));
+      continue;
+    }
+    const std::int64_t e = idx - Nk;
+    const LossStats& s = *stats;
+    const double sj = scaled(p, s.net, e, jac[e]);
+    const double diff = sj - scaled(p, s.target, e, target_jac[e]);
+    const double gs =
+        metric_grad(p, diff, p.metric == JalMetric::frobenius ? norms[e / kd] : 0.0);
+    double gj = gs;  // none
+    switch (p.scaling) {
+      case JacScaling::minmax:
+        gj = gs / s.net.range;
+        if (e == s.net.arg_lo) gj += s.g_lo;
+        if (e == s.net.arg_hi) gj += s.g_hi;
+        break;
+      case JacScaling::zscore:
+        gj = (gs - s.mean_g - sj * s.mean_gs) / s.net.sigma;
+        break;
+      case JacScaling::std:
+        gj = gs / std_divisor(p.jac_std, e, kd);
+        break;
+      case JacScaling::none:
+        break;
+    }
+    g_jac[e] = static_cast<S>(p.lambda_jal * gj);
+  }
+}
+
+// =============================================================================================
+// the network's elementwise steps; A, Z, G are (R, width) row-major, row b r + j of sample b
+
+// A0 (R, d): normalised inputs on primal rows; tangent row 1 + i of a sample is e_i / in_std_i
+template <class S>
+__global__ void input_rows_kernel(std::int64_t N, int r, int d, const double* __restrict__ in_mean,
+                                  const double* __restrict__ in_std, const S* __restrict__ inputs,
+                                  S* __restrict__ A0) {
+  for (std::int64_t idx = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; idx < N * r * d;
+       idx += std::int64_t(gridDim.x) * blockDim.x) {
+    const std::int64_t row = idx / d, b = row / r;
+    const int j = static_cast<int>(idx % d), t = static_cast<int>(row % r);
+    if (t == 0) {
+      A0[idx] = static_cast<S>((inputs[b * d + j] - in_mean[j]) / in_std[j]);
+    } else {
+      A0[idx] = t - 1 == j ? static_cast<S>(1.0 / in_std[j]) : S(0);
+    }
+  }
+}
+
+// z += bias on the primal rows of Z (R, w)
+template <class S>
+__global__ void add_bias_kernel(std::int64_t N, int r, int w, const S* __restrict__ bias,
+                                S* __restrict__ Z) {
+  for (std::int64_t idx = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; idx < N * w;
+       idx += std::int64_t(gridDim.x) * blockDim.x) {
+    const std::int64_t b = idx / w;
+    const int c = static_cast<int>(idx % w);
+    Z[b * r * w + c] += bias[c];
+  }
+}
+
+// A (R, w) from Z: h = sigma(z) on primal rows, T = sigma'(z) Z' on tangent rows
+template <class S>
+__global__ void activation_kernel(Activation act, std::int64_t N, int r, int w,
+                                  const S* __restrict__ Z, S* __restrict__ A) {
+  for (std::int64_t idx = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; idx < N * w;
+       idx += std::int64_t(gridDim.x) * blockDim.x) {
+    const std::int64_t b = idx / w;
+    const int c = static_cast<int>(idx % w);
+    const std::int64_t base = b * r * w + c;  // (row b r, column c)
+    S f, d1, d2;
+    activate(act, Z[base], &f, &d1, &d2);
+    A[base] = f;
+    for (int j = 1; j < r; ++j) A[base + j * w] = d1 * Z[base + j * w];
+  }
+}
+
+// the output rows Y (R, k) -> pred (N, k) and, when jac is not null (then r = 1 + d), the
+// Jacobian (N, k, d) (read_outputs in mlp_cpu.cpp)
+template <class S>
+__global__ void output_kernel(std::int64_t N, int r, int k, int d, bool residual,
+                              const double* __restrict__ out_mean,
+                              const double* __restrict__ out_std, const S* __restrict__ inputs,
+                              const S* __restrict__ Y, S* __restrict__ pred, S* __restrict__ jac) {
+  for (std::int64_t idx = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; idx < N * k;
+       idx += std::int64_t(gridDim.x) * blockDim.x) {
+    const std::int64_t b = idx / k;
+    const int i = static_cast<int>(idx % k);
+    const double base = residual ? double(inputs[b * d + i]) : 0.0;
+    pred[idx] = static_cast<S>(base + out_mean[i] + out_std[i] * double(Y[b * r * k + i]));
+    if (jac == nullptr) continue;
+    for (int j = 0; j < d; ++j) {
+      const double identity = (residual && i == j) ? 1.0 : 0.0;
+      jac[idx * d + j] =
+          static_cast<S>(out_std[i] * double(Y[(b * r + 1 + j) * k + i]) + identity);
+    }
+  }
+}
+
+// G (R, k), the gradient w.r.t. the output rows: out_std g_pred on primal rows, out_std g_jac on
+// tangent rows (g_jac is read only when r > 1)
+template <class S>
+__global__ void output_grad_kernel(std::int64_t N, int r, int k, int d,
+                                   const double* __restrict__ out_std,
+                                   const S* __restrict__ g_pred, const S* __restrict__ g_jac,
+                                   S* __restrict__ G) {
+  for (std::int64_t idx = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; idx < N * k;
+       idx += std::int64_t(gridDim.x) * blockDim.x) {
+    const std::int64_t b = idx / k;
+    const int i = static_cast<int>(idx % k);
+    G[b * r * k + i] = static_cast<S>(out_std[i] * g_pred[idx]);
+    for (int j = 0; j < r - 1; ++j) {
+      G[(b * r + 1 + j) * k + i] = static_cast<S>(out_std[i] * g_jac[idx * d + j]);
+    }
+  }
+}
+
+// gb (w) = the sum of the primal rows of G (R, w), accumulated in double: one block per column
+template <class S>
+__global__ void __launch_bounds__(kReduceThreads)
+    bias_grad_kernel(std::int64_t N, int r, int w, const S* __restrict__ G, S* __restrict__ gb) {
+  __shared__ double shm[kReduceThreads];
+  for (int c = blockIdx.x; c < w; c += gridDim.x) {  // uniform over the block
+    double acc = 0;
+    for (std::int64_t b = threadIdx.x; b < N; b += kReduceThreads) acc += double(G[b * r * w + c]);
+    const double total = block_sum(acc, shm);
+    if (threadIdx.x == 0) gb[c] = static_cast<S>(total);
+  }
+}
+
+// G (R, w) for the output of a hidden layer, from G_A (R, w) and that layer's Z (R, w):
+//   primal row:   G_z  = sigma'(z) G_h + sigma''(z) sum_j (G_T_j * Z'_j)
+//   tangent row:  G_Z'_j = sigma'(z) G_T_j
+template <class S>
+__global__ void activation_grad_kernel(Activation act, std::int64_t N, int r, int w,
+                                       const S* __restrict__ Z, const S* __restrict__ GA,
+                                       S* __restrict__ G) {
+  for (std::int64_t idx = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; idx < N * w;
+       idx += std::int64_t(gridDim.x) * blockDim.x) {
+    const std::int64_t b = idx / w;
+    const int c = static_cast<int>(idx % w);
+    const std::int64_t base = b * r * w + c;  // (row b r, column c)
+    S f, d1, d2;
+    activate(act, Z[base], &f, &d1, &d2);
+    S curvature = S(0);  // sum_j G_T_j Z'_j: how J moves with z through sigma'
+    for (int j = 1; j < r; ++j) {
+      curvature += GA[base + j * w] * Z[base + j * w];
+      G[base + j * w] = d1 * GA[base + j * w];
+    }
+    G[base] = d1 * GA[base] + d2 * curvature;
+  }
+}
+
+// =============================================================================================
+// the MLP engine
+
+// bump allocation with 256-byte alignment over `base` (nullptr: only measure the bytes)
+struct Carver {
+  char* base = nullptr;
+  std::size_t used = 0;
+  template <class T>
+  T* take(std::int64_t count) {
+    used = (used + 255) / 256 * 256;
+    T* p = base != nullptr ? reinterpret_cast<T*>(base + used) : nullptr;
+    used += sizeof(T) * static_cast<std::size_t>(count);
+    return p;
+  }
+};
+
+template <class S>
+class CudaMlpEngine final : public MlpEngine<S> {
+ public:
+  CudaMlpEngine(const MlpSpec& spec, const LossConfig& loss, void* stream)
+      : spec_(spec), loss_(loss), stream_(static_cast<cudaStream_t>(stream)) {
+    spec_.validate();
+    loss_.validate(spec_.nx, spec_.nu);
+    try {
+      check_cublas(cublasCreate(&blas_), "cublasCreate");
+      check_cublas(cublasSetStream(blas_, stream_), "cublasSetStream");
+      check_cublas(cublasSetPointerMode(blas_, CUBLAS_POINTER_MODE_HOST), "cublasSetPointerMode");
+      // products at S's full precision (the default, stated): no TF32 for float
+      check_cublas(cublasSetMathMode(blas_, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
+      upload_constants();
+    } catch (...) {
+      release();
+      throw;
+    }
+  }
+  CudaMlpEngine(const CudaMlpEngine&) = delete;
+  CudaMlpEngine& operator=(const CudaMlpEngine&) = delete;
+  ~CudaMlpEngine() override { release(); }
+
+  void forward(std::int64_t N, const S* theta, const S* inputs, S* pred, S* jac) override {
+    if (N < 0) throw InputError("CudaMlpEngine::forward: N must be >= 0");
+    if (N == 0) return;
+    const int r = jac != nullptr ? 1 + spec_.n_in() : 1;
+    const Work w = reserve(N, r, false);
+    run_forward(N, r, theta, inputs, w);
+    read_outputs(N, r, inputs, w.A[spec_.num_layers()], pred, jac);
+  }
+
+  void loss_and_grad(std::int64_t N, const S* theta, const S* inputs, const S* targets,
+                     const S* target_jac, S* grad, double* terms) override {
+    if (N < 0) throw InputError("CudaMlpEngine::loss_and_grad: N must be >= 0");
+    const bool tangents = loss_.uses_jacobian();
+    if (tangents && target_jac == nullptr && N > 0) {
+      throw InputError(
+          "CudaMlpEngine::loss_and_grad: the loss has a JAL term but target_jac is null");
+    }
+    if (N == 0) {
+      cuda_memset_zero(grad, sizeof(S) * spec_.num_params(), stream_);
+      cuda_memset_zero(terms, 3 * sizeof(double), stream_);
+      return;
+    }
+    const int k = spec_.n_out(), d = spec_.n_in(), L = spec_.num_layers();
+    const int r = tangents ? 1 + d : 1;
+    const Work w = reserve(N, r, true);
+    run_forward(N, r, theta, inputs, w);
+    read_outputs(N, r, inputs, w.A[L], w.pred, tangents ? w.jac : nullptr);
+
+    // the loss head: batch statistics (one block), then the elementwise gradient
+    LossParams p;
+    p.N = N;
+    p.k = k;
+    p.d = d;
+    p.lambda_mse = loss_.lambda_mse;
+    p.lambda_jal = loss_.lambda_jal;
+    p.metric = loss_.metric;
+    p.scaling = loss_.scaling;
+    p.jal = tangents;
+    p.jac_std = jac_std();
+    const S* jac = tangents ? w.jac : nullptr;
+    loss_stats_kernel<S><<<1, kReduceThreads, 0, stream_>>>(p, w.pred, targets, jac, target_jac,
+                                                             w.norms, w.stats, terms);
+    check_launch("loss_stats_kernel");
+    const std::int64_t head_items = N * k * (tangents ? 1 + d : 1);
+    loss_grad_kernel<S><<<grid_for(head_items, kThreads), kThreads, 0, stream_>>>(
+        p, w.pred, targets, jac, target_jac, w.norms, w.stats, w.g_pred, w.g_jac);
+    check_launch("loss_grad_kernel");
+
+    // the gradient w.r.t. the output rows: y enters pred and the tangent rows enter J
+    output_grad_kernel<S><<<grid_for(N * k, kThreads), kThreads, 0, stream_>>>(
+        N, r, k, d, out_std(), w.g_pred, w.g_jac, w.G);
+    check_launch("output_grad_kernel");
+
+    // backward through the layers; G holds the gradient w.r.t. layer l's output rows
+    const int R = static_cast<int>(N * r);  // reserve() checked that it fits an int
+    for (int l = L - 1; l >= 0; --l) {
+      const int out = spec_.layer_out(l), in = spec_.layer_in(l);
+      const S* W = theta + spec_.weight_offset(l);
+      // dW (out, in) = G^T A_l  (see the GEMM note at the top)
+      gemm(blas_, CUBLAS_OP_N, CUBLAS_OP_T, in, out, R, w.A[l], in, w.G, out,
+           grad + spec_.weight_offset(l), in);
+      bias_grad_kernel<S><<<grid_for(out, 1), kReduceThreads, 0, stream_>>>(
+          N, r, out, w.G, grad + spec_.bias_offset(l));
+      check_launch("bias_grad_kernel");
+      if (l == 0) break;
+      // G_A (R, in) = G W, then through the activation of layer l - 1 into G (R, in)
+      gemm(blas_, CUBLAS_OP_N, CUBLAS_OP_N, in, R, out, W, in, w.G, out, w.GA, in);
+      activation_grad_kernel<S><<<grid_for(N * in, kThreads), kThreads, 0, stream_>>>(
+          spec_.activation, N, r, in, w.Z[l - 1], w.GA, w.G);
+      check_launch("activation_grad_kernel");
+    }
+  }
+
+  void synchronize() override {
+    check_cuda(cudaStreamSynchronize(stream_), "CudaMlpEngine::synchronize");
+  }
+
+ private:
+  // the per-batch device buffers, carved from one allocation that grows on demand
+  struct Work {
+    std::vector<S*> A;  // A[0] (R, d); A[l + 1] (R, layer_out(l)), l = 0 .. L - 1 (A[L]: output)
+    std::vector<S*> Z;  // Z[l] (R, layer_out(l)): pre-activations of hidden layer l
+    // loss_and_grad only:
+    S* pred = nullptr;    // (N, k)
+    S* jac = nullptr;     // (N, k, d) with tangents
+    S* g_pred = nullptr;  // (N, k)
+    S* g_jac = nullptr;   // (N, k, d) with tangents
+    S* G = nullptr;       // (R, max_width)
+    S* GA = nullptr;      // (R, max_width)
+    double* norms = nullptr;     // (N)
+    LossStats* stats = nullptr;  // (1)
+  };
+
+  Work layout(char* base, std::int64_t N, int r, bool loss, std::size_t* bytes) const {
+    const int L = spec_.num_layers(), k = spec_.n_out(), d = spec_.n_in();
+    const std::int64_t R = N * r;
+    Carver c{base, 0};
+    Work w;
+    w.A.push_back(c.take<S>(R * d));
+    for (int l = 0; l < L; ++l) {
+      if (l < L - 1) w.Z.push_back(c.take<S>(R * spec_.layer_out(l)));
+      w.A.push_back(c.take<S>(R * spec_.layer_out(l)));
+    }
+    if (loss) {
+      const std::int64_t jac_size = r > 1 ? N * k * d : 0;
+      w.pred = c.take<S>(N * k);
+      w.jac = c.take<S>(jac_size);
+      w.g_pred = c.take<S>(N * k);
+      w.g_jac = c.take<S>(jac_size);
+      w.G = c.take<S>(R * spec_.max_width());
+      w.GA = c.take<S>(R * spec_.max_width());
+      w.norms = c.take<double>(N);
+      w.stats = c.take<LossStats>(1);
+    }
+    *bytes = c.used;
+    return w;
+  }
+
+  // the buffers for N samples of r rows, growing the allocation when needed (stream-ordered:
+  // the old allocation is released after the work already queued on the stream)
+  Work reserve(std::int64_t N, int r, bool loss) {
+    if (N * r > std::numeric_limits<int>::max()) {
+      throw InputError("CUDA MLP: N (1 + nx + nu) = " + std::to_string(N * r) +
+                       " rows exceed cuBLAS's int range; split the batch");
+    }
+    std::size_t bytes = 0;
+    layout(nullptr, N, r, loss, &bytes);
+    if (bytes > work_bytes_) {
+      cuda_free(work_, stream_);
+      work_ = nullptr;
+      work_bytes_ = 0;
+      work_ = static_cast<char*>(cuda_malloc(bytes, stream_));
+      work_bytes_ = bytes;
+    }
+    return layout(work_, N, r, loss, &bytes);
+  }
+
+  // A[0 .. L] and Z for the batch, with tangent rows when r > 1 (run_forward in mlp_cpu.cpp)
+  void run_forward(std::int64_t N, int r, const S* theta, const S* inputs, const Work& w) {
+    const int d = spec_.n_in(), L = spec_.num_layers();
+    const int R = static_cast<int>(N * r);  // reserve() checked that it fits an int
+    input_rows_kernel<S><<<grid_for(std::int64_t(R) * d, kThreads), kThreads, 0, stream_>>>(
+        N, r, d, in_mean(), in_std(), inputs, w.A[0]);
+    check_launch("input_rows_kernel");
+    for (int l = 0; l < L; ++l) {
+      const int out = spec_.layer_out(l), in = spec_.layer_in(l);
+      const S* W = theta + spec_.weight_offset(l);
+      S* z = l < L - 1 ? w.Z[l] : w.A[L];
+      // Z (R, out) = A_l W^T for primal and tangent rows at once (see the GEMM note at the top)
+      gemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, out, R, in, W, in, w.A[l], in, z, out);
+      add_bias_kernel<S><<<grid_for(N * out, kThreads), kThreads, 0, stream_>>>(
+          N, r, out, theta + spec_.bias_offset(l), z);
+      check_launch("add_bias_kernel");
+      if (l == L - 1) break;
+      activation_kernel<S><<<grid_for(N * out, kThreads), kThreads, 0, stream_>>>(
+          spec_.activation, N, r, out, z, w.A[l + 1]);
+      check_launch("activation_kernel");
+    }
+  }
+
+  void read_outputs(std::int64_t N, int r, const S* inputs, const S* Y, S* pred, S* jac) {
+    const int k = spec_.n_out(), d = spec_.n_in();
+    output_kernel<S><<<grid_for(N * k, kThreads), kThreads, 0, stream_>>>(
+        N, r, k, d, spec_.residual, out_mean(), out_std(), inputs, Y, pred, jac);
+    check_launch("output_kernel");
+  }
+
+  // the fixed statistics, one device array: in_mean (d), in_std (d), out_mean (k), out_std (k),
+  // jac_std (k d, scaling std only)
+  void upload_constants() {
+    std::vector<double> host;
+    host.insert(host.end(), spec_.in_mean.begin(), spec_.in_mean.end());
+    host.insert(host.end(), spec_.in_std.begin(), spec_.in_std.end());
+    host.insert(host.end(), spec_.out_mean.begin(), spec_.out_mean.end());
+    host.insert(host.end(), spec_.out_std.begin(), spec_.out_std.end());
+    if (loss_.scaling == JacScaling::std) {
+      host.insert(host.end(), loss_.jac_std.begin(), loss_.jac_std.end());
+    }
+    consts_ = static_cast<double*>(cuda_malloc(sizeof(double) * host.size(), stream_));
+    cuda_memcpy_to_device(consts_, host.data(), sizeof(double) * host.size(), stream_);
+  }
+  const double* in_mean() const { return consts_; }
+  const double* in_std() const { return consts_ + spec_.n_in(); }
+  const double* out_mean() const { return consts_ + 2 * spec_.n_in(); }
+  const double* out_std() const { return consts_ + 2 * spec_.n_in() + spec_.n_out(); }
+  const double* jac_std() const {
+    return loss_.scaling == JacScaling::std ? consts_ + 2 * (spec_.n_in() + spec_.n_out())
+                                            : nullptr;
+  }
+
+  // frees everything (stream-ordered), never throws
+  void release() noexcept {
+    try {
+      cuda_free(work_, stream_);
+    } catch (...) {  // a destructor must not throw; the runtime reports the error again later
+    }
+    try {
+      cuda_free(consts_, stream_);
+    } catch (...) {
+    }
+    work_ = nullptr;
+    consts_ = nullptr;
+    work_bytes_ = 0;
+    if (blas_ != nullptr) cublasDestroy(blas_);
+    blas_ = nullptr;
+  }
+
+  MlpSpec spec_;
+  LossConfig loss_;
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t blas_ = nullptr;
+  double* consts_ = nullptr;
+  char* work_ = nullptr;
+  std::size_t work_bytes_ = 0;
+};
+
+// =============================================================================================
+// the pipeline's kernels: one thread per element (or sample), calling the functions the CPU
+// loops of CpuTrainOps call, so both backends compute the same values
+
+template <class S>
+__global__ void sample_uniform_kernel(std::int64_t N, std::uint64_t seed, std::uint64_t rng_stream,
+                                      const S* __restrict__ lo, const S* __restrict__ hi,
+                                      int width, S* __restrict__ out) {
+  for (std::int64_t idx = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; idx < N * width;
+       idx += std::int64_t(gridDim.x) * blockDim.x) {
+    const std::int64_t b = idx / width;
+    const int c = static_cast<int>(idx % width);
+    out[idx] = sample_entry<S>(seed, rng_stream, b, c, width, lo[c], hi[c]);
+  }
+}
+
+template <class S>
+__global__ void pick_states_kernel(std::int64_t N, std::int64_t T, int nx, std::uint64_t seed,
+                                   std::uint64_t rng_stream, const S* __restrict__ lo,
+                                   const S* __restrict__ hi, const S* __restrict__ states,
+                                   S* __restrict__ x) {
+  for (std::int64_t b = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; b < N;
+       b += std::int64_t(gridDim.x) * blockDim.x) {
+    pick_state<S>(b, T, nx, seed, rng_stream, lo, hi, states, x);
+  }
+}
+
+template <class S>
+__global__ void assemble_kernel(std::int64_t N, int nx, int nu, const S* __restrict__ x,
+                                const S* __restrict__ u, const S* __restrict__ jac_x,
+                                const S* __restrict__ jac_u, S* __restrict__ inputs,
+                                S* __restrict__ target_jac) {
+  for (std::int64_t b = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; b < N;
+       b += std::int64_t(gridDim.x) * blockDim.x) {
+    assemble_row<S>(b, nx, nu, x, u, jac_x, jac_u, inputs, target_jac);
+  }
+}
+
+template <class S>
+__global__ void adam_kernel(std::int64_t P, AdamStep step, S* __restrict__ theta,
+                            S* __restrict__ m, S* __restrict__ v, const S* __restrict__ grad) {
+  for (std::int64_t p = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; p < P;
+       p += std::int64_t(gridDim.x) * blockDim.x) {
+    adam_update(step, theta + p, m + p, v + p, grad[p]);
+  }
+}
+
+template <class S>
+class CudaTrainOps final : public TrainOps<S> {
+ public:
+  explicit CudaTrainOps(void* stream) : stream_(static_cast<cudaStream_t>(stream)) {}
+
+  void sample_uniform(std::int64_t N, std::uint64_t seed, std::uint64_t stream, SampleBox<S> box,
+                      S* out) override {
+    if (N <= 0 || box.width <= 0) return;
+    sample_uniform_kernel<S><<<grid_for(N * box.width, kThreads), kThreads, 0, stream_>>>(
+        N, seed, stream, box.lo, box.hi, box.width, out);
+    check_launch("sample_uniform_kernel");
+  }
+  void pick_states(std::int64_t N, std::int64_t T, std::uint64_t seed, std::uint64_t stream,
+                   SampleBox<S> box, const S* states, S* x) override {
+    if (N <= 0) return;
+    pick_states_kernel<S><<<grid_for(N, kThreads), kThreads, 0, stream_>>>(
+        N, T, box.width, seed, stream, box.lo, box.hi, states, x);
+    check_launch("pick_states_kernel");
+  }
+  void assemble(std::int64_t N, int nx, int nu, const S* x, const S* u, const S* jac_x,
+                const S* jac_u, S* inputs, S* target_jac) override {
+    if (N <= 0) return;
+    assemble_kernel<S><<<grid_for(N, kThreads), kThreads, 0, stream_>>>(
+        N, nx, nu, x, u, jac_x, jac_u, inputs, target_jac);
+    check_launch("assemble_kernel");
+  }
+  void adam(std::int64_t P, const AdamStep& step, S* theta, S* m, S* v, const S* grad) override {
+    if (P <= 0) return;
+    adam_kernel<S><<<grid_for(P, kThreads), kThreads, 0, stream_>>>(P, step, theta, m, v, grad);
+    check_launch("adam_kernel");
+  }
+  void synchronize() override {
+    check_cuda(cudaStreamSynchronize(stream_), "CudaTrainOps::synchronize");
+  }
+
+ private:
+  cudaStream_t stream_ = nullptr;
+};
+
+}  // namespace
+
+template <class S>
+std::unique_ptr<MlpEngine<S>> make_cuda_mlp_engine(const MlpSpec& spec, const LossConfig& loss,
+                                                   void* stream) {
+  return std::make_unique<CudaMlpEngine<S>>(spec, loss, stream);
+}
+
+template <class S>
+std::unique_ptr<TrainOps<S>> make_cuda_train_ops(void* stream) {
+  return std::make_unique<CudaTrainOps<S>>(stream);
+}
+
+template std::unique_ptr<MlpEngine<float>> make_cuda_mlp_engine<float>(const MlpSpec&,
+                                                                       const LossConfig&, void*);
+template std::unique_ptr<MlpEngine<double>> make_cuda_mlp_engine<double>(const MlpSpec&,
+                                                                         const LossConfig&,
+                                                                         void*);
+template std::unique_ptr<TrainOps<float>> make_cuda_train_ops<float>(void*);
+template std::unique_ptr<TrainOps<double>> make_cuda_train_ops<double>(void*);
+
+}  // namespace phydream::training
