@@ -2,11 +2,14 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -40,6 +43,17 @@ void write_text(const fs::path& path, const std::string& text) {
     if (!out) throw std::runtime_error("cannot write " + path.string());
   }
   fs::rename(tmp, path);
+}
+
+// keeps the header of a metrics.csv and its rows up to `step`
+void drop_rows_after(const fs::path& csv, std::int64_t step) {
+  std::ifstream in(csv);
+  std::string line, kept;
+  for (bool header = true; std::getline(in, line); header = false) {
+    if (header || (!line.empty() && std::atoll(line.c_str()) <= step)) kept += line + "\n";
+  }
+  in.close();
+  write_text(csv, kept);
 }
 
 Backend resolve(const std::string& name, std::string* reason) {
@@ -92,7 +106,17 @@ json train_run(const TrainConfig& cfg, Backend backend, int threads, const fs::p
       throw InputError("--resume: the checkpoint in " + (dir / "checkpoint").string() +
                        " has a different environment or architecture than the config");
     }
+    // the config governs the rest of the run, its loss included; the Jacobian statistics
+    // (jac_std) stay the checkpoint's, measured on the data when the run started
+    std::vector<double> jac_std = std::move(st.loss.jac_std);
     st.config = cfg;
+    st.loss = cfg.loss;
+    st.loss.jac_std = std::move(jac_std);
+    if (st.loss.scaling == training::JacScaling::std && st.loss.jac_std.empty()) {
+      throw InputError("--resume: the config's loss.scaling is \"std\", but the checkpoint in " +
+                       (dir / "checkpoint").string() +
+                       " has no Jacobian statistics (it was trained without a JAL term)");
+    }
     trainer.restore(st);
   } else {
     trainer.initialise();
@@ -100,13 +124,17 @@ json train_run(const TrainConfig& cfg, Backend backend, int threads, const fs::p
   fs::create_directories(dir);
   const fs::path csv = dir / "metrics.csv";
   const bool fresh_csv = !resume || !fs::exists(csv);
+  if (!fresh_csv) drop_rows_after(csv, trainer.step());  // logged after the checkpoint was saved
   std::ofstream metrics(csv, fresh_csv ? std::ios::trunc : std::ios::app);
+  metrics << std::setprecision(10);
   if (fresh_csv) metrics << "step,loss,mse,jal,lr,samples_per_s,elapsed_s\n";
 
   const std::int64_t total = cfg.train.steps;
   const auto t0 = Clock::now();
   Progress progress(label, total, quiet);
   auto log = [&](const training::StepLog& l) {
+    // the trainer also reports the last step of every chunk between checkpoints
+    if (l.step % cfg.train.log_every != 0 && l.step != total) return;
     const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
     metrics << l.step << ',' << l.terms.total << ',' << l.terms.mse << ',' << l.terms.jal << ','
             << l.lr << ',' << l.samples_per_s << ',' << elapsed << '\n';
@@ -255,6 +283,8 @@ int run_eval(const EvalArgs& a) {
   fs::create_directories(a.out);
   write_text(fs::path(a.out) / "eval.json", j.dump(2) + "\n");
   std::ostringstream roll, ood;
+  roll << std::setprecision(10);
+  ood << std::setprecision(10);
   roll << "horizon,mse,mse_median\n";
   for (std::size_t h = 0; h < r.rollout_mse.size(); ++h) {
     roll << h + 1 << ',' << r.rollout_mse[h] << ',' << r.rollout_mse_median[h] << '\n';
@@ -292,10 +322,13 @@ int run_mlp_grad(const MlpGradArgs& a) {
   if (a.lambda_jal) loss.lambda_jal = *a.lambda_jal;
   try {
     if (!a.scaling.empty()) loss.scaling = training::parse_scaling(a.scaling);
+  } catch (const InputError& e) {
+    throw InputError(std::string("--scaling: ") + e.what());
+  }
+  try {
     if (!a.metric.empty()) loss.metric = training::parse_metric(a.metric);
   } catch (const InputError& e) {
-    throw InputError(std::string(a.scaling.empty() ? "--metric: " : "--scaling/--metric: ") +
-                     e.what());
+    throw InputError(std::string("--metric: ") + e.what());
   }
   const training::MlpSpec& spec = st.spec;
   const int k = spec.n_out(), d = spec.n_in();
@@ -384,6 +417,22 @@ int run_experiment(const ExperimentArgs& a) {
   if (!e.contains("variants") || !e["variants"].is_object() || e["variants"].empty()) {
     throw InputError(a.config + ": 'variants' must be a non-empty object of name: config patch");
   }
+  for (const char* key : {"name", "description"}) {
+    if (e.contains(key) && !e[key].is_string()) {
+      throw InputError(a.config + ": '" + key + "' must be a string");
+    }
+  }
+  for (auto it = e["variants"].begin(); it != e["variants"].end(); ++it) {
+    // each name is a directory under OUT/runs: one plain path component
+    const std::string& v = it.key();
+    if (v.empty() || v == "." || v == ".." || v.find_first_of("/\\") != std::string::npos) {
+      throw InputError(a.config + ": variant name '" + v +
+                       "' must be a plain directory name (not empty, '.', '..', no '/' or '\\')");
+    }
+    if (!it->is_object()) {
+      throw InputError(a.config + ": variant '" + v + "' must be an object (a config patch)");
+    }
+  }
   std::vector<std::uint64_t> seeds = {0};
   if (e.contains("seeds")) {
     if (!e["seeds"].is_array() || e["seeds"].empty()) {
@@ -393,6 +442,9 @@ int run_experiment(const ExperimentArgs& a) {
     for (const json& s : e["seeds"]) {
       if (!s.is_number_integer() || s.get<std::int64_t>() < 0) {
         throw InputError(a.config + ": 'seeds' must be a non-empty array of integers >= 0");
+      }
+      if (std::find(seeds.begin(), seeds.end(), s.get<std::uint64_t>()) != seeds.end()) {
+        throw InputError(a.config + ": 'seeds' lists " + s.dump() + " twice");
       }
       seeds.push_back(s.get<std::uint64_t>());
     }
@@ -417,8 +469,12 @@ int run_experiment(const ExperimentArgs& a) {
     variants.push_back(it.key());
     for (std::uint64_t seed : seeds) {
       json merged = training::merge_json(e["base"], *it);
-      merged["train"]["seed"] = seed;
-      if (a.steps) merged["train"]["steps"] = *a.steps;
+      json& train = merged["train"];
+      if (train.is_null()) train = json::object();
+      if (train.is_object()) {  // anything else is reported by parse_train_config
+        train["seed"] = seed;
+        if (a.steps) train["steps"] = *a.steps;
+      }
       TrainConfig cfg = training::parse_train_config(merged, a.config + " (variant " + it.key() + ")");
       runs.push_back({it.key(), seed, cfg});
     }
@@ -510,15 +566,19 @@ int run_experiment(const ExperimentArgs& a) {
   const std::size_t H = results["variants"][variants.front()]["rollout_mse"].size();
   const std::size_t h_mid = std::min<std::size_t>(10, H);
   const double widest = results["variants"][variants.front()]["ood"].back()["factor"].get<double>();
-  md << "| variant | one-step MSE | Jacobian MSE | rollout MSE h=" << h_mid
-     << " (median) | rollout MSE h=" << H << " (median) | one-step MSE, box x" << widest
-     << " |\n| --- | --- | --- | --- | --- | --- |\n";
+  // the rollout columns: h = 10 and the full horizon (one column when they coincide)
+  std::vector<std::size_t> horizons = {h_mid};
+  if (H != h_mid) horizons.push_back(H);
+  md << "| variant | one-step MSE | Jacobian MSE |";
+  for (std::size_t h : horizons) md << " rollout MSE h=" << h << " (median) |";
+  md << " one-step MSE, box x" << widest << " |\n|";
+  for (std::size_t c = 0; c < 4 + horizons.size(); ++c) md << " --- |";
+  md << "\n";
   for (const std::string& v : variants) {
     const json& g = results["variants"][v];
-    md << "| " << v << " | " << cell(g["one_step_mse"]) << " | " << cell(g["jacobian_mse"])
-       << " | " << cell(g["rollout_mse_median"][h_mid - 1]) << " | "
-       << cell(g["rollout_mse_median"][H - 1])
-       << " | " << cell(g["ood"].back()["one_step_mse"]) << " |\n";
+    md << "| " << v << " | " << cell(g["one_step_mse"]) << " | " << cell(g["jacobian_mse"]) << " |";
+    for (std::size_t h : horizons) md << " " << cell(g["rollout_mse_median"][h - 1]) << " |";
+    md << " " << cell(g["ood"].back()["one_step_mse"]) << " |\n";
   }
   write_text(root / "results.md",
              "# " + name + "\n\nMean ± 95 % confidence half-width over " +

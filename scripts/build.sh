@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Configures and builds PhyDream in build/ (Release; CUDA kernels when nvcc is found).
-# Extra arguments go to the CMake configure step, e.g. -DCMAKE_CUDA_ARCHITECTURES=80.
+# Arguments go to the CMake configure step, e.g. -DCMAKE_CUDA_ARCHITECTURES=80;
+# PHYDREAM_TARGETS (space-separated) limits the build to those targets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install_deps.sh
@@ -9,4 +10,6 @@ if ! command -v nvcc >/dev/null 2>&1 && [[ -x /usr/local/cuda/bin/nvcc ]]; then
   export PATH="/usr/local/cuda/bin:$PATH"
 fi
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
-cmake --build build -j"$(nproc)"
+targets=()
+for t in ${PHYDREAM_TARGETS:-}; do targets+=(--target "$t"); done
+cmake --build build -j"$(nproc)" "${targets[@]}"

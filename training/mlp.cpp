@@ -138,7 +138,8 @@ void LossConfig::validate(int nx, int nu) const {
   if (lambda_mse == 0 && lambda_jal == 0) {
     throw InputError("loss: lambda_mse and lambda_jal are both 0; nothing to train");
   }
-  if (scaling == JacScaling::std) {
+  // the per-entry statistics matter only when there is a JAL term to scale
+  if (scaling == JacScaling::std && uses_jacobian()) {
     const std::size_t n = std::size_t(nx) * (nx + nu);
     if (jac_std.size() != n) {
       throw InputError("loss: scaling 'std' needs jac_std with " + std::to_string(n) +

@@ -78,7 +78,8 @@ struct LossConfig {
   JacScaling scaling = JacScaling::none;
   std::vector<double> jac_std;  // (nx, nx + nu): for scaling std, per-entry std of J*
   bool uses_jacobian() const { return lambda_jal != 0; }
-  /// Throws InputError for negative weights or a missing or non-positive jac_std.
+  /// Throws InputError for negative weights, or (with a JAL term and scaling std) a missing or
+  /// negative jac_std.
   void validate(int nx, int nu) const;
 };
 

@@ -208,7 +208,9 @@ TEST(MlpValidation, BadSpecsAndConfigsAreRejected) {
   EXPECT_THROW(c.validate(4, 2), InputError);
   c.lambda_mse = 1;
   c.scaling = JacScaling::std;
-  EXPECT_THROW(c.validate(4, 2), InputError);  // no jac_std
+  EXPECT_NO_THROW(c.validate(4, 2));  // without a JAL term there is nothing to scale
+  c.lambda_jal = 1;
+  EXPECT_THROW(c.validate(4, 2), InputError);  // JAL scaled by std needs jac_std
   EXPECT_THROW(training::parse_activation("gelu"), InputError);
   EXPECT_THROW(training::parse_scaling("l2"), InputError);
   EXPECT_EQ(training::parse_metric("frobenius"), JalMetric::frobenius);
