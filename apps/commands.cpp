@@ -32,7 +32,27 @@ Backend backend_option(const std::string& name) {
 
 SimulatorOptions simulator_options(const SimArgs& a) {
   SimulatorOptions o;
+  if (a.env.empty() == a.model.empty()) {
+    throw InputError(a.env.empty() ? "give --env NAME (see `phydream envs`) or --model FILE"
+                                   : "give --env or --model, not both");
+  }
+  if (!a.disable.empty() && a.model.empty()) {
+    throw InputError("--disable applies to articulated models; give --model FILE");
+  }
+  if (!a.model.empty() && !a.params.empty()) {
+    throw InputError("--param applies to the built-in environments; edit the model file "
+                     "instead");
+  }
   o.env = a.env;
+  o.model_file = a.model;
+  for (const std::string& flag : a.disable) {
+    // "contact,limit" and repeated --disable both work
+    std::stringstream list(flag);
+    for (std::string one; std::getline(list, one, ',');) {
+      if (one.empty()) throw InputError("--disable: empty flag name in '" + flag + "'");
+      o.disable.push_back(one);
+    }
+  }
   for (const std::string& p : a.params) o.params.push_back(parse_param(p));
   try {
     if (!a.integrator.empty()) o.integrator = parse_integrator(a.integrator);
@@ -96,15 +116,36 @@ void check_outputs_finite(const std::string& name, const std::vector<S>& data, s
                            "--allow-nonfinite to write them anyway");
 }
 
+// The cotangent of 1/2 |x|^2 in an articulated model's tangent coordinates [dqpos (nv), dqvel
+// (nv)]: hinge and slide coordinates and free-joint positions give themselves; a unit
+// quaternion's norm does not change under a rotation, so its rotation-vector part is 0.
+template <class S>
+void state_norm_cotangent(const Model& m, const S* x, S* g) {
+  for (int j = 0; j < m.njnt; ++j) {
+    const S* q = x + m.jnt_qposadr[j];
+    S* gq = g + m.jnt_dofadr[j];
+    switch (static_cast<JointType>(m.jnt_type[j])) {
+      case JointType::hinge:
+      case JointType::slide: gq[0] = q[0]; break;
+      case JointType::ball: gq[0] = gq[1] = gq[2] = S(0); break;
+      case JointType::free:
+        for (int k = 0; k < 3; ++k) gq[k] = q[k];
+        gq[3] = gq[4] = gq[5] = S(0);
+        break;
+    }
+  }
+  for (int k = 0; k < m.nv; ++k) g[m.nv + k] = x[m.nq + k];
+}
+
 // -------------------------------------------------------------------------------------------
 // step
 
 template <class S>
 int step_typed(const StepArgs& a) {
-  if (a.mode != "fwd" && a.mode != "rev" && a.mode != "fd") {
-    throw InputError("unknown --mode '" + a.mode + "'; expected fwd, rev or fd");
+  if (a.mode != "fwd" && a.mode != "rev" && a.mode != "analytic" && a.mode != "fd") {
+    throw InputError("unknown --mode '" + a.mode + "'; expected fwd, rev, analytic or fd");
   }
-  if (!a.jacobian && a.mode != "fwd") {
+  if (!a.jacobian && a.mode != "analytic") {
     throw InputError("--mode " + a.mode + " selects how Jacobians are computed; add --jacobian");
   }
   if (!(std::isfinite(a.fd_eps) && a.fd_eps >= 0)) {
@@ -113,7 +154,7 @@ int step_typed(const StepArgs& a) {
     throw InputError(os.str());
   }
   Simulator<S> sim(simulator_options(a.sim));
-  const int nx = sim.nx(), nu = sim.nu();
+  const int nx = sim.nx(), ndx = sim.ndx(), nu = sim.nu();
   const auto x = load_checked<S>("--state", a.state, {Dim::any("B"), Dim::fixed(nx, "nx")});
   const auto u = load_checked<S>("--action", a.action, {Dim::any("B"), Dim::fixed(nu, "nu")});
   check_same_dim("--action", a.action, u, 0, "--state", a.state, x, 0, "batch B");
@@ -128,20 +169,22 @@ int step_typed(const StepArgs& a) {
   if (!a.jacobian) {
     sim.step(batch, bx.data(), bu.data(), bxn.data());
   } else {
-    Buffer<S> jx(be, static_cast<std::size_t>(batch * nx * nx));
-    Buffer<S> ju(be, static_cast<std::size_t>(batch * nx * nu));
+    Buffer<S> jx(be, static_cast<std::size_t>(batch * ndx * ndx));
+    Buffer<S> ju(be, static_cast<std::size_t>(batch * ndx * nu));
     if (a.mode == "fd") {
       sim.step(batch, bx.data(), bu.data(), bxn.data());
       sim.jacobian_fd(batch, bx.data(), bu.data(), jx.data(), ju.data(), static_cast<S>(a.fd_eps));
     } else {
       sim.jacobian(batch, bx.data(), bu.data(), bxn.data(), jx.data(), ju.data(),
-                   a.mode == "fwd" ? JacobianMode::forward : JacobianMode::reverse);
+                   a.mode == "fwd"   ? JacobianMode::forward
+                   : a.mode == "rev" ? JacobianMode::reverse
+                                     : JacobianMode::analytic);
     }
     const auto jx_host = jx.to_vector(), ju_host = ju.to_vector();
     check_outputs_finite("jac_state.npy", jx_host, batch, a.allow_nonfinite);
     check_outputs_finite("jac_action.npy", ju_host, batch, a.allow_nonfinite);
-    out.add("jac_state.npy", jx_host, {batch, nx, nx});
-    out.add("jac_action.npy", ju_host, {batch, nx, nu});
+    out.add("jac_state.npy", jx_host, {batch, ndx, ndx});
+    out.add("jac_action.npy", ju_host, {batch, ndx, nu});
   }
   const auto xn_host = bxn.to_vector();
   check_outputs_finite("next_state.npy", xn_host, batch, a.allow_nonfinite);
@@ -179,14 +222,20 @@ int rollout_typed(const RolloutArgs& a) {
   check_outputs_finite("states.npy", states_host, batch, a.allow_nonfinite);
   out.add("states.npy", states_host, {batch, horizon + 1, nx});
   if (a.grad) {
-    // L = 1/2 sum_b |x_T|^2, so dL/dx_T = x_T
-    std::vector<S> g_final(static_cast<std::size_t>(batch * nx));
+    // L = 1/2 sum_b |x_T|^2, so dL/dx_T = x_T, in tangent coordinates
+    const int ndx = sim.ndx();
+    std::vector<S> g_final(static_cast<std::size_t>(batch * ndx));
     for (std::int64_t b = 0; b < batch; ++b) {
-      for (int i = 0; i < nx; ++i) {
-        g_final[b * nx + i] = states_host[(b * (horizon + 1) + horizon) * nx + i];
+      const S* xT = &states_host[(b * (horizon + 1) + horizon) * nx];
+      S* g = &g_final[b * ndx];
+      if (sim.model() == nullptr) {
+        for (int i = 0; i < nx; ++i) g[i] = xT[i];
+      } else {
+        state_norm_cotangent(*sim.model(), xT, g);
       }
     }
-    Buffer<S> bg(be, g_final.size()), gx0(be, x0.data.size()), gU(be, U.data.size());
+    Buffer<S> bg(be, g_final.size()), gx0(be, static_cast<std::size_t>(batch * ndx));
+    Buffer<S> gU(be, U.data.size());
     bg.upload(g_final.data());
     sim.rollout_vjp(batch, horizon, bx0.data(), bU.data(),
                     a.checkpoint == -1 ? states.data() : nullptr, gx0.data(), gU.data(), nullptr,
@@ -194,7 +243,7 @@ int rollout_typed(const RolloutArgs& a) {
     const auto gx0_host = gx0.to_vector(), gU_host = gU.to_vector();
     check_outputs_finite("grad_state.npy", gx0_host, batch, a.allow_nonfinite);
     check_outputs_finite("grad_actions.npy", gU_host, batch, a.allow_nonfinite);
-    out.add("grad_state.npy", gx0_host, {batch, nx});
+    out.add("grad_state.npy", gx0_host, {batch, ndx});
     out.add("grad_actions.npy", gU_host, {batch, horizon, nu});
   }
   out.write();

@@ -11,7 +11,9 @@ namespace phydream::cli {
 
 /// Options every simulating subcommand shares.
 struct SimArgs {
-  std::string env = "double_pendulum";
+  std::string env;                   // a built-in environment, or
+  std::string model;                 // an articulated model file (.xml MJCF, .json)
+  std::vector<std::string> disable;  // model disable flags ("contact", "limit", ...)
   std::vector<std::string> params;  // "name=value"
   std::string integrator;           // empty: the environment's default
   std::optional<double> dt;         // unset: the environment's default
@@ -24,7 +26,7 @@ struct StepArgs {
   SimArgs sim;
   std::string state, action, out;
   bool jacobian = false;
-  std::string mode = "fwd";  // fwd | rev | fd
+  std::string mode = "analytic";  // fwd | rev | analytic | fd
   double fd_eps = 0;         // 0: the default for the dtype
   bool allow_nonfinite = false;
 };

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "apps/commands.h"
+#include "apps/inspect.h"
 #include "apps/train_commands.h"
 #include "engine/errors.h"
 
@@ -21,7 +22,17 @@ using phydream::cli::SimArgs;
 
 // the options shared by step and rollout; --dt is read into `dt_value` and its presence checked
 void add_sim_options(CLI::App* cmd, SimArgs& s, double& dt_value, CLI::Option*& dt_option) {
-  cmd->add_option("--env", s.env, "environment (see `phydream envs`)")->required();
+  auto* env = cmd->add_option("--env", s.env, "built-in environment (see `phydream envs`)");
+  auto* model = cmd->add_option(
+      "--model", s.model,
+      "articulated model instead of --env: MJCF (.xml) or JSON (.json); see `phydream inspect`");
+  env->excludes(model);
+  cmd->add_option("--disable", s.disable,
+                  "with --model: disable flags, comma-separated or repeated (contact, limit, "
+                  "frictionloss, gravity, passive, actuation, clampctrl, ...), as MJCF's "
+                  "<option><flag NAME=\"disable\"/>")
+      ->type_name("FLAG[,FLAG...]")
+      ->allow_extra_args(false);
   cmd->add_option("--param", s.params, "override a parameter, NAME=VALUE (repeatable)")
       ->type_name("NAME=VALUE")
       ->allow_extra_args(false);
@@ -51,6 +62,14 @@ int main(int argc, char** argv) {
   // info
   auto* info = app.add_subcommand("info", "print the build's CUDA support and visible devices");
 
+  // inspect
+  phydream::cli::InspectArgs inspect_args;
+  auto* inspect = app.add_subcommand(
+      "inspect", "load an articulated model (MJCF .xml or JSON .json) and print its sizes, "
+                 "options, bodies, joints, dofs, actuators, geoms, sites and keyframes");
+  inspect->add_option("MODEL", inspect_args.model, "model file, .xml or .json")->required();
+  inspect->add_flag("--json", inspect_args.json, "print one JSON object");
+
   // step
   phydream::cli::StepArgs step_args;
   double step_dt = 0;
@@ -62,15 +81,38 @@ int main(int argc, char** argv) {
   step->add_option("--action", step_args.action, "actions, NPY (B, nu)")->required();
   step->add_option("--out", step_args.out, "output directory")->required();
   step->add_flag("--jacobian", step_args.jacobian,
-                 "also write jac_state.npy (B, nx, nx) and jac_action.npy (B, nx, nu)");
+                 "also write jac_state.npy (B, ndx, ndx) and jac_action.npy (B, ndx, nu); "
+                 "ndx = nx except for models with ball or free joints (2 nv)");
   step->add_option("--mode", step_args.mode,
-                   "Jacobian by one forward sweep (fwd), one reverse sweep (rev) or central "
-                   "finite differences (fd)")
+                   "Jacobian by forward sweeps (fwd), reverse sweeps (rev), the fastest "
+                   "analytic route (analytic: closed-form inverse-dynamics derivatives for "
+                   "--model) or central finite differences (fd)")
       ->capture_default_str();
   step->add_option("--fd-eps", step_args.fd_eps,
                    "relative finite-difference step for --mode fd (0: 1e-6 f64, 1e-3 f32)");
   step->add_flag("--allow-nonfinite", step_args.allow_nonfinite,
                  "write outputs even if the simulation produced NaN/Inf (reported on stderr)");
+
+  // jacobian: step --jacobian as a command of its own
+  phydream::cli::StepArgs jac_args;
+  double jac_dt = 0;
+  CLI::Option* jac_dt_opt = nullptr;
+  auto* jacobian = app.add_subcommand(
+      "jacobian", "the full Jacobians of one step of a batch: jac_state.npy (B, ndx, ndx), "
+                  "jac_action.npy (B, ndx, nu) and next_state.npy (B, nx)");
+  add_sim_options(jacobian, jac_args.sim, jac_dt, jac_dt_opt);
+  jacobian->add_option("--state", jac_args.state, "states, NPY (B, nx)")->required();
+  jacobian->add_option("--action", jac_args.action, "actions, NPY (B, nu)")->required();
+  jacobian->add_option("--out", jac_args.out, "output directory")->required();
+  jacobian->add_option("--mode", jac_args.mode,
+                       "forward sweeps (fwd), reverse sweeps (rev), the fastest analytic route "
+                       "(analytic: closed-form inverse-dynamics derivatives for --model) or "
+                       "central finite differences (fd)")
+      ->capture_default_str();
+  jacobian->add_option("--fd-eps", jac_args.fd_eps,
+                       "relative finite-difference step for --mode fd (0: 1e-6 f64, 1e-3 f32)");
+  jacobian->add_flag("--allow-nonfinite", jac_args.allow_nonfinite,
+                     "write outputs even if the simulation produced NaN/Inf");
 
   // rollout
   phydream::cli::RolloutArgs roll_args;
@@ -84,7 +126,7 @@ int main(int argc, char** argv) {
       ->required();
   rollout->add_option("--out", roll_args.out, "output directory")->required();
   rollout->add_flag("--grad", roll_args.grad,
-                    "also write grad_state.npy (B, nx) and grad_actions.npy (B, T, nu), the "
+                    "also write grad_state.npy (B, ndx) and grad_actions.npy (B, T, nu), the "
                     "gradients of 1/2 sum_b |x_T|^2");
   rollout->add_option("--checkpoint", roll_args.checkpoint,
                       "reverse mode from the stored trajectory (-1), or re-simulated from "
@@ -186,8 +228,8 @@ int main(int argc, char** argv) {
     const std::vector<std::string> left = app.remaining();
     if (app.get_subcommands().empty() && !left.empty()) {
       std::fprintf(stderr,
-                   "phydream: error: unknown %s '%s'; expected a subcommand: envs, info, step, "
-                   "rollout, demo, train, eval, mlp-grad or experiment\n"
+                   "phydream: error: unknown %s '%s'; expected a subcommand: envs, info, "
+                   "inspect, step, jacobian, rollout, demo, train, eval, mlp-grad or experiment\n"
                    "Run with --help for more information.\n",
                    left.front().rfind('-', 0) == 0 ? "option" : "subcommand",
                    left.front().c_str());
@@ -197,6 +239,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (step_dt_opt->count() > 0) step_args.sim.dt = step_dt;
+  if (jac_dt_opt->count() > 0) jac_args.sim.dt = jac_dt;
+  jac_args.jacobian = true;
   if (train_steps_opt->count() > 0) train_args.steps = train_steps;
   if (train_seed_opt->count() > 0) train_args.seed = train_seed;
   if (lmse_opt->count() > 0) grad_args.lambda_mse = lambda_mse;
@@ -208,7 +252,9 @@ int main(int argc, char** argv) {
   try {
     if (envs->parsed()) return phydream::cli::run_envs(envs_json);
     if (info->parsed()) return phydream::cli::run_info();
+    if (inspect->parsed()) return phydream::cli::run_inspect(inspect_args);
     if (step->parsed()) return phydream::cli::run_step(step_args);
+    if (jacobian->parsed()) return phydream::cli::run_step(jac_args);
     if (rollout->parsed()) return phydream::cli::run_rollout(roll_args);
     if (demo->parsed()) return phydream::cli::run_demo(demo_args);
     if (train->parsed()) return phydream::cli::run_train(train_args);

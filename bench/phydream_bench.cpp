@@ -25,6 +25,7 @@
 #include "engine/errors.h"
 #include "engine/simulator.h"
 #include "models/envs.h"
+#include "bench/bench_util.h"
 
 #if defined(PHYDREAM_WITH_CUDA)
 #include <cuda_runtime.h>
@@ -39,11 +40,12 @@
 
 namespace {
 
+using namespace phydream::bench;
+
 using phydream::Backend;
 using phydream::Buffer;
 using phydream::JacobianMode;
 using phydream::Simulator;
-using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
 struct Options {
@@ -76,68 +78,6 @@ void warn(json& line, const std::string& what) {
   line["warnings"].push_back(what);
 }
 
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-// one warm-up call, then calls until min_time has passed; synchronize before the clock stops.
-// returns work units (environments or environment steps) per second, the best of `repeats`
-// such windows: a noisy host only ever slows a window down
-int g_repeats = 1;
-
-template <class Call, class Sync>
-double rate(double min_time, double work_per_call, Call&& call, Sync&& sync) {
-  call();
-  sync();
-  double best = 0;
-  for (int r = 0; r < g_repeats; ++r) {
-    const auto t0 = Clock::now();
-    std::int64_t calls = 0;
-    do {
-      call();
-      ++calls;
-    } while (seconds_since(t0) < min_time);
-    sync();
-    best = std::max(best, static_cast<double>(calls) * work_per_call / seconds_since(t0));
-  }
-  return best;
-}
-
-// the "model name" line of /proc/cpuinfo
-std::string cpu_model() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) == 0) {
-      const auto colon = line.find(':');
-      if (colon != std::string::npos) {
-        const auto start = line.find_first_not_of(" \t", colon + 1);
-        return start == std::string::npos ? "" : line.substr(start);
-      }
-    }
-  }
-  return "unknown CPU";
-}
-
-// the 1-minute load average: other work on the host makes the thread counts lie
-double load_average() {
-  std::ifstream in("/proc/loadavg");
-  double load = -1;
-  in >> load;
-  return load;
-}
-
-// ---------------------------------------------------------------------------------------------
-// host data
-
-template <class S>
-std::vector<S> uniform(std::size_t n, double lo, double hi, std::mt19937_64& rng) {
-  std::uniform_real_distribution<double> dist(lo, hi);
-  std::vector<S> v(n);
-  for (S& e : v) e = static_cast<S>(dist(rng));
-  return v;
-}
-
 // batch states: positions (angles; the cart position too) in [-pi, pi], rates in [-2, 2]
 template <class S>
 std::vector<S> random_states(std::int64_t batch, int nq, std::mt19937_64& rng) {
@@ -160,19 +100,6 @@ void copy_in(Backend be, S* dst, const S* src, std::size_t n) {
   }
 }
 
-template <class S>
-std::vector<S> head(Backend be, const Buffer<S>& buf, std::size_t n) {
-  n = std::min(n, buf.size());
-  std::vector<S> v(n);
-  if (n == 0) return v;
-  if (be == Backend::cuda) {
-    phydream::cuda_memcpy_to_host(v.data(), buf.data(), n * sizeof(S), nullptr);
-  } else {
-    std::memcpy(v.data(), buf.data(), n * sizeof(S));
-  }
-  return v;
-}
-
 // fills a buffer with copies of `block`: long action sequences repeat one random block, which
 // keeps the host side small at a batch of millions
 template <class S>
@@ -180,11 +107,6 @@ void fill_tiled(Backend be, Buffer<S>& buf, const std::vector<S>& block) {
   for (std::size_t off = 0; off < buf.size(); off += block.size()) {
     copy_in(be, buf.data() + off, block.data(), std::min(block.size(), buf.size() - off));
   }
-}
-
-template <class S>
-bool all_finite(const std::vector<S>& v) {
-  return std::all_of(v.begin(), v.end(), [](S e) { return std::isfinite(e); });
 }
 
 // max |a - b| / max(1, |b|): step Jacobians are the identity plus O(dt) terms

@@ -12,7 +12,7 @@ build/phydream info > "$out/info.txt" 2>&1
 echo "ctest -L gpu: exit $?" >> "$out/summary.txt"
 if command -v compute-sanitizer >/dev/null 2>&1; then
   compute-sanitizer --tool memcheck --error-exitcode 9 build/tests/gpu_tests \
-    --gtest_filter='*MatchesCpuSmall*:*AllCalls*:GpuStream*:CudaTrainOps*' \
+    --gtest_filter='*MatchesCpuSmall*:*AllCalls*:GpuStream*:CudaTrainOps*:*RolloutsMatchTheCpu*' \
     > "$out/sanitizer_memcheck.log" 2>&1
   echo "compute-sanitizer memcheck: exit $?" >> "$out/summary.txt"
   compute-sanitizer --tool racecheck --error-exitcode 9 build/tests/gpu_tests \
@@ -21,6 +21,9 @@ if command -v compute-sanitizer >/dev/null 2>&1; then
   echo "compute-sanitizer racecheck: exit $?" >> "$out/summary.txt"
 fi
 build/bench/phydream_bench --backend cuda > "$out/sim_bench.jsonl" 2> "$out/sim_bench.err"
+build/bench/model_bench --backend cuda --dtypes f32,f64 > "$out/model_bench.jsonl" 2> "$out/model_bench.err"
+build/bench/model_bench --backend cuda --dtypes f32 --batch 4000000 --no-mujoco \
+  > "$out/model_bench_4m.jsonl" 2> "$out/model_bench_4m.err"
 build/bench/train_bench --backend cuda > "$out/train_bench.jsonl" 2> "$out/train_bench.err"
 python3 bench/torch_jal.py --device cuda > "$out/torch_jal.jsonl" 2> "$out/torch_jal.err"
 python3 bench/compare_torch.py "$out/train_bench.jsonl" "$out/torch_jal.jsonl" \

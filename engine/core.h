@@ -8,11 +8,16 @@
 
 #include <cmath>
 
+// PHYDREAM_HD_STAGE marks the large per-stage functions of the articulated engine (one pass over
+// the model's tree each): on the device they stay real calls, since force-inlining dozens of them
+// into every kernel multiplies compile time without making the kernels faster.
 #if defined(__CUDACC__)
 #define PHYDREAM_HD __host__ __device__ __forceinline__
+#define PHYDREAM_HD_STAGE __host__ __device__ __noinline__
 #define PHYDREAM_HOST_DEVICE __host__ __device__
 #else
 #define PHYDREAM_HD inline
+#define PHYDREAM_HD_STAGE inline
 #define PHYDREAM_HOST_DEVICE
 #endif
 

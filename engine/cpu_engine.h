@@ -64,7 +64,7 @@ class CpuEngine final : public StepEngine<typename Model::scalar_type> {
       for_each_env(batch, [&](std::int64_t b) {
         S scratch[nx];
         S* xn = x_next != nullptr ? x_next + b * nx : scratch;
-        if (mode == JacobianMode::forward) {
+        if (mode != JacobianMode::reverse) {  // analytic: the forward sweep
           jacobian_fwd<I, Model>(params_, h_, x + b * nx, u + b * nu, xn, jac_x + b * nx * nx,
                                  jac_u + b * nx * nu);
         } else {

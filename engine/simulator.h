@@ -2,8 +2,15 @@
 // held in caller-owned memory.
 //
 // Layout: row-major with the environment index first -- states (B, nx), actions (B, nu),
-// Jacobians (B, nx, nx) and (B, nx, nu), trajectories (B, T + 1, nx), action sequences (B, T, nu)
-// -- the layout of NumPy, PyTorch and JAX, so an embedding program hands its own buffers in.
+// tangents and cotangents of states (B, ndx), Jacobians (B, ndx, ndx) and (B, ndx, nu),
+// trajectories (B, T + 1, nx), action sequences (B, T, nu) -- the layout of NumPy, PyTorch and
+// JAX, so an embedding program hands its own buffers in.
+//
+// Tangents: for the built-in environments ndx = nx and a tangent is an ordinary derivative. An
+// articulated model's state is x = [qpos (nq), qvel (nv)] and its tangent is [dqpos (nv), dqvel
+// (nv)], ndx = 2 nv (MuJoCo's convention): ball and free joints keep a unit quaternion in qpos
+// and are perturbed by a rotation vector in the joint's local frame, so nq > nv. For models with
+// only hinge and slide joints nq = nv and the two coincide.
 // Pointers live where the backend runs: host memory for the CPU backend, device memory for CUDA
 // (work is queued on the simulator's stream; call synchronize() before reading results on the
 // host). Outputs never alias inputs.
@@ -22,6 +29,7 @@
 
 #include "engine/backend.h"
 #include "engine/integrator.h"
+#include "engine/model.h"
 
 namespace phydream {
 
@@ -40,6 +48,7 @@ struct EnvInfo {
   std::string name;
   std::string description;
   int nq = 0, nx = 0, nu = 0;
+  int ndx = 0;                           // tangent size: nx, or 2 nv for articulated models
   double dt = 0;                         // default timestep, s
   Integrator integrator = Integrator::euler;  // default integrator
   std::vector<std::string> state_names;   // (nx)
@@ -53,6 +62,7 @@ struct EnvInfo {
 /// Everything a backend engine needs, resolved and validated.
 struct EngineConfig {
   EnvInfo env;
+  std::shared_ptr<const Model> model;  // articulated models only, with dt and flags applied
   std::vector<double> params;  // in the order of env.params
   Integrator integrator = Integrator::euler;
   double dt = 0;
@@ -61,10 +71,13 @@ struct EngineConfig {
   void* stream = nullptr;          // CUDA: cudaStream_t, null = default stream
 };
 
-/// Which sweep builds the full Jacobian. Both give the same matrix to rounding.
+/// How the full Jacobian is built. All give the same matrix to rounding.
 enum class JacobianMode {
-  forward,  // one forward sweep carrying nx + nu tangent directions
-  reverse,  // one reverse sweep carrying nx cotangents
+  forward,   // forward sweeps carrying the ndx + nu tangent directions
+  reverse,   // reverse sweeps carrying the ndx cotangents
+  analytic,  // the fastest analytic route: for articulated models, closed-form derivatives of
+             // the recursive Newton-Euler forces assembled through the solve and the integrator;
+             // for the built-in environments, the forward sweep
 };
 
 /// One environment type on one backend, batched over caller memory. Implemented by the CPU
@@ -96,6 +109,13 @@ class StepEngine {
 /// Options to build a Simulator. Unset fields take the environment's defaults.
 struct SimulatorOptions {
   std::string env = "double_pendulum";
+  // an articulated model instead of a built-in environment: a file (MJCF .xml or JSON .json),
+  // or a Model built in code; env and params are then ignored
+  std::string model_file;
+  std::shared_ptr<const Model> model;
+  // disable flags to set on the model: "contact", "limit", "frictionloss", "gravity", "passive",
+  // "actuation", "clampctrl" (as MJCF's <option><flag NAME="disable"/>)
+  std::vector<std::string> disable;
   std::vector<std::pair<std::string, double>> params;  // overrides, by parameter name
   std::optional<Integrator> integrator;
   std::optional<double> dt;
@@ -116,7 +136,10 @@ class Simulator {
   const EnvInfo& env() const { return config_.env; }
   const EngineConfig& config() const { return config_; }
   int nx() const { return config_.env.nx; }
+  int ndx() const { return config_.env.ndx; }
   int nu() const { return config_.env.nu; }
+  /// The articulated model simulated, with options applied; null for built-in environments.
+  const Model* model() const { return config_.model.get(); }
   double dt() const { return config_.dt; }
   Integrator integrator() const { return config_.integrator; }
   Backend backend() const { return config_.backend; }
@@ -126,22 +149,22 @@ class Simulator {
   /// x_next = step(x, u). x: (B, nx), u: (B, nu), x_next: (B, nx) written.
   void step(std::int64_t batch, const Scalar* x, const Scalar* u, Scalar* x_next);
 
-  /// Forward mode: dx_next = (dx'/dx) dx + (dx'/du) du, and x_next. dx: (B, nx), du: (B, nu),
-  /// x_next, dx_next: (B, nx) written.
+  /// Forward mode: dx_next = (dx'/dx) dx + (dx'/du) du, and x_next. dx: (B, ndx), du: (B, nu),
+  /// x_next: (B, nx) and dx_next: (B, ndx) written.
   void step_jvp(std::int64_t batch, const Scalar* x, const Scalar* u, const Scalar* dx,
                 const Scalar* du, Scalar* x_next, Scalar* dx_next);
 
-  /// Reverse mode: gx += (dx'/dx)^T g_next, gu += (dx'/du)^T g_next. gx: (B, nx) and
-  /// gu: (B, nu) accumulated, g_next: (B, nx).
+  /// Reverse mode: gx += (dx'/dx)^T g_next, gu += (dx'/du)^T g_next. gx: (B, ndx) and
+  /// gu: (B, nu) accumulated, g_next: (B, ndx).
   void step_vjp(std::int64_t batch, const Scalar* x, const Scalar* u, Scalar* gx, Scalar* gu,
                 const Scalar* g_next);
 
-  /// Full Jacobians, analytic. jac_x: (B, nx, nx), jac_u: (B, nx, nu) written; x_next (B, nx)
-  /// written too unless null.
+  /// Full Jacobians, analytic. jac_x: (B, ndx, ndx), jac_u: (B, ndx, nu) written; x_next
+  /// (B, nx) written too unless null.
   void jacobian(std::int64_t batch, const Scalar* x, const Scalar* u, Scalar* x_next,
-                Scalar* jac_x, Scalar* jac_u, JacobianMode mode = JacobianMode::forward);
+                Scalar* jac_x, Scalar* jac_u, JacobianMode mode = JacobianMode::analytic);
 
-  /// Full Jacobians by batched central differences, 2 (nx + nu) perturbed steps per
+  /// Full Jacobians by batched central differences, 2 (ndx + nu) perturbed steps per
   /// environment. eps: relative step (0: 1e-6 for double, 1e-3 for float).
   void jacobian_fd(std::int64_t batch, const Scalar* x, const Scalar* u, Scalar* jac_x,
                    Scalar* jac_u, Scalar eps = 0);
@@ -151,9 +174,9 @@ class Simulator {
   void rollout(std::int64_t batch, std::int64_t horizon, const Scalar* x0, const Scalar* actions,
                Scalar* states);
 
-  /// Reverse mode of a rollout for the trajectory cotangent g_states (B, T + 1, nx) and/or
-  /// g_final (B, nx) (added to the cotangent of the last state); either may be null.
-  /// Accumulates gx0 (B, nx) and g_actions (B, T, nu). With `states` (B, T + 1, nx) from
+  /// Reverse mode of a rollout for the trajectory cotangent g_states (B, T + 1, ndx) and/or
+  /// g_final (B, ndx) (added to the cotangent of the last state); either may be null.
+  /// Accumulates gx0 (B, ndx) and g_actions (B, T, nu). With `states` (B, T + 1, nx) from
   /// rollout() the stored trajectory is used; with states = null it is re-simulated from
   /// checkpoints every `checkpoint_interval` steps (0: ceil(sqrt(T))), using O(sqrt(T)) memory.
   void rollout_vjp(std::int64_t batch, std::int64_t horizon, const Scalar* x0,

@@ -326,7 +326,7 @@ class CudaEngine final : public StepEngine<typename Model::scalar_type> {
                 JacobianMode mode) override {
     dispatch_integrator(integrator_, [&](auto tag) {
       constexpr Integrator I = decltype(tag)::value;
-      if (mode == JacobianMode::forward) {
+      if (mode != JacobianMode::reverse) {  // analytic: the forward sweep
         jacobian_kernel<I, true, Model><<<grid_for(batch, kBlock), kBlock, 0, stream_>>>(
             params_, h_, batch, x, u, x_next, jac_x, jac_u);
       } else {

@@ -5,6 +5,7 @@
 #include <memory>
 #include <sstream>
 
+#include "engine/articulated.h"
 #include "engine/cpu_engine.h"
 #include "engine/errors.h"
 #include "models/cartpole.h"
@@ -91,7 +92,7 @@ std::vector<EnvInfo> make_environments() {
   cp.action_high = {10.0};
   envs.push_back(cp);
 
-  for (EnvInfo& e : envs) e.nx = 2 * e.nq;
+  for (EnvInfo& e : envs) e.ndx = e.nx = 2 * e.nq;
   return envs;
 }
 
@@ -112,6 +113,7 @@ std::unique_ptr<StepEngine<S>> make_engine(const EngineConfig& config) {
 
 template <class S>
 std::unique_ptr<StepEngine<S>> make_engine_for(const EngineConfig& config) {
+  if (config.model != nullptr) return make_articulated_engine<S>(config);
   const std::string& name = config.env.name;
   if (name == "pendulum") return make_engine<models::Pendulum, S>(config);
   if (name == "double_pendulum") return make_engine<models::DoublePendulum, S>(config);
@@ -142,6 +144,13 @@ const EnvInfo& find_env(const std::string& name) {
 }
 
 EngineConfig resolve_config(const SimulatorOptions& options, std::string* reason) {
+  if (!options.model_file.empty() || options.model != nullptr) {
+    return resolve_model_config(options, reason);
+  }
+  if (!options.disable.empty()) {
+    throw InputError("disable flags apply to articulated models (a model file), not to the "
+                     "built-in environment '" + options.env + "'");
+  }
   EngineConfig config;
   config.env = find_env(options.env);
   const EnvInfo& env = config.env;

@@ -13,6 +13,7 @@ packages=(
   nlohmann-json3-dev             # JSON output, configs
   libcli11-dev                   # command-line parsing
   libeigen3-dev                  # host-side linear algebra (references, loaders)
+  libtinyxml2-dev                # the MJCF importer
   libmujoco-dev                  # peer and oracle in tests and benchmarks
 )
 if [[ "${1:-}" == "--plots" ]]; then

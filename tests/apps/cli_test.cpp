@@ -956,7 +956,7 @@ TEST_F(CliInputErrors, StepBadOptions) {
           {"unknown integrator",
            dp + "--integrator rk5",
            {"--integrator", "'rk5'", "euler", "rk4"}},
-          {"unknown mode", dp + "--jacobian --mode bwd", {"--mode", "'bwd'", "fwd, rev or fd"}},
+          {"unknown mode", dp + "--jacobian --mode bwd", {"--mode", "'bwd'", "fwd, rev, analytic or fd"}},
           {"mode without jacobian", dp + "--mode rev", {"--mode rev", "--jacobian"}},
           {"unknown dtype", dp + "--dtype f16", {"--dtype", "'f16'", "f32 or f64"}},
           {"unknown backend",

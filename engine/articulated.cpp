@@ -1,0 +1,243 @@
+// Articulated models as Simulator environments: configuration and the constraint check.
+#include "engine/articulated.h"
+
+#include <cmath>
+#include <sstream>
+
+#include "engine/articulated_engine.h"
+#include "engine/backend.h"
+#include "engine/errors.h"
+#include "engine/model_json.h"
+
+namespace phydream {
+
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+
+std::string model_label(const Model& m) {
+  return m.source.empty() ? std::string("model") : "model " + m.source;
+}
+
+std::string name_or(const std::vector<std::string>& names, int i, const char* kind) {
+  if (i < static_cast<int>(names.size()) && !names[i].empty()) return names[i];
+  return std::string(kind) + std::to_string(i);
+}
+
+// bodies welded to the world: no joint between them and the world
+std::vector<bool> static_bodies(const Model& m) {
+  std::vector<bool> fixed(m.nbody, true);
+  for (int b = 1; b < m.nbody; ++b) {
+    fixed[b] = m.body_jntnum[b] == 0 && fixed[m.body_parentid[b]];
+  }
+  return fixed;
+}
+
+// the first pair of geoms MuJoCo's collision filter would test, as "'a' and 'b'"; empty if none.
+// A pair can collide when the geoms are on different bodies, not both welded to the world, not a
+// body and its parent (unless filterparent is disabled), and one's contype meets the other's
+// conaffinity.
+std::string first_contact_pair(const Model& m) {
+  const std::vector<bool> fixed = static_bodies(m);
+  const bool filter_parent = (m.opt_disableflags & kDisableFilterparent) == 0;
+  for (int i = 0; i < m.ngeom; ++i) {
+    for (int j = i + 1; j < m.ngeom; ++j) {
+      const int bi = m.geom_bodyid[i], bj = m.geom_bodyid[j];
+      if (bi == bj || (fixed[bi] && fixed[bj])) continue;
+      if (filter_parent && bi != 0 && bj != 0 &&
+          (m.body_parentid[bi] == bj || m.body_parentid[bj] == bi)) {
+        continue;
+      }
+      if ((m.geom_contype[i] & m.geom_conaffinity[j]) == 0 &&
+          (m.geom_contype[j] & m.geom_conaffinity[i]) == 0) {
+        continue;
+      }
+      return "'" + name_or(m.geom_name, i, "geom") + "' and '" + name_or(m.geom_name, j, "geom") + "'";
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+int parse_disable_flag(const std::string& name) {
+  std::string known;
+  for (const DisableFlagName& f : disable_flag_names()) {
+    if (name == f.name) return f.bit;
+    known += (known.empty() ? "" : ", ") + std::string(f.name);
+  }
+  throw InputError("unknown disable flag '" + name + "'; expected one of: " + known);
+}
+
+EnvInfo model_env_info(const Model& m) {
+  EnvInfo e;
+  std::string stem = m.source;
+  if (const auto slash = stem.find_last_of('/'); slash != std::string::npos) stem = stem.substr(slash + 1);
+  if (const auto dot = stem.find_last_of('.'); dot != std::string::npos && dot > 0) stem = stem.substr(0, dot);
+  // the model's own name (MJCF <mujoco model=...>), else the file's
+  e.name = !m.name.empty() ? m.name : stem.empty() ? "model" : stem;
+  e.description = "articulated model" + (m.source.empty() ? std::string() : " from " + m.source) +
+                  ": " + std::to_string(m.nbody - 1) + " bodies, " + std::to_string(m.njnt) +
+                  " joints, nq " + std::to_string(m.nq) + ", nv " + std::to_string(m.nv) +
+                  ", nu " + std::to_string(m.nu);
+  e.nq = m.nq;
+  e.nx = m.nq + m.nv;
+  e.ndx = 2 * m.nv;
+  e.nu = m.nu;
+  e.dt = m.opt_timestep;
+  e.integrator = m.opt_integrator == ModelIntegrator::rk4 ? Integrator::rk4 : Integrator::semi_implicit_euler;
+
+  std::vector<std::string> vel_names;
+  for (int j = 0; j < m.njnt; ++j) {
+    const std::string n = name_or(m.jnt_name, j, "joint");
+    const int type = m.jnt_type[j];
+    const int adr = m.jnt_qposadr[j];
+    auto add_pos = [&](const std::string& name, double lo, double hi) {
+      e.state_names.push_back(name);
+      e.state_low.push_back(lo);
+      e.state_high.push_back(hi);
+    };
+    if (type == static_cast<int>(JointType::hinge) || type == static_cast<int>(JointType::slide)) {
+      const double half = type == static_cast<int>(JointType::hinge) ? kPi : 1.0;
+      if (m.jnt_limited[j]) {
+        add_pos(n, m.jnt_range[2 * j], m.jnt_range[2 * j + 1]);
+      } else {
+        add_pos(n, m.qpos0[adr] - half, m.qpos0[adr] + half);
+      }
+      vel_names.push_back(n + ".vel");
+    } else {
+      int k = adr;
+      if (type == static_cast<int>(JointType::free)) {
+        for (const char* c : {".x", ".y", ".z"}) {
+          add_pos(n + c, m.qpos0[k] - 1.0, m.qpos0[k] + 1.0);
+          ++k;
+        }
+        for (const char* c : {".vx", ".vy", ".vz"}) vel_names.push_back(n + c);
+      }
+      for (const char* c : {".qw", ".qx", ".qy", ".qz"}) {
+        add_pos(n + c, m.qpos0[k], m.qpos0[k]);
+        ++k;
+      }
+      for (const char* c : {".wx", ".wy", ".wz"}) vel_names.push_back(n + c);
+    }
+  }
+  for (const std::string& v : vel_names) {
+    e.state_names.push_back(v);
+    e.state_low.push_back(-1.0);
+    e.state_high.push_back(1.0);
+  }
+  for (int a = 0; a < m.nu; ++a) {
+    e.action_names.push_back(name_or(m.actuator_name, a, "actuator"));
+    const bool limited = m.actuator_ctrllimited[a] != 0;
+    e.action_low.push_back(limited ? m.actuator_ctrlrange[2 * a] : -1.0);
+    e.action_high.push_back(limited ? m.actuator_ctrlrange[2 * a + 1] : 1.0);
+  }
+  return e;
+}
+
+std::string unsupported_constraints(const Model& m) {
+  const int flags = m.opt_disableflags;
+  if ((flags & kDisableConstraint) != 0) return {};
+  std::vector<std::string> what, how;
+  if ((flags & kDisableContact) == 0) {
+    const std::string pair = first_contact_pair(m);
+    if (!pair.empty()) {
+      what.push_back("contacts (geoms " + pair + " can collide)");
+      how.push_back("contact");
+    }
+  }
+  if ((flags & kDisableLimit) == 0) {
+    for (int j = 0; j < m.njnt; ++j) {
+      if (m.jnt_limited[j]) {
+        what.push_back("joint limits (joint '" + name_or(m.jnt_name, j, "joint") + "' is limited)");
+        how.push_back("limit");
+        break;
+      }
+    }
+  }
+  if ((flags & kDisableFrictionloss) == 0) {
+    for (int k = 0; k < m.nv; ++k) {
+      if (m.dof_frictionloss[k] > 0) {
+        what.push_back("friction loss (joint '" + name_or(m.jnt_name, m.dof_jntid[k], "joint") +
+                       "' has frictionloss > 0)");
+        how.push_back("frictionloss");
+        break;
+      }
+    }
+  }
+  if (what.empty()) return {};
+  std::ostringstream os;
+  os << model_label(m) << " enables ";
+  for (std::size_t i = 0; i < what.size(); ++i) os << (i ? ", " : "") << what[i];
+  os << ", which need the constraint solver that PhyDream does not have yet; they are never "
+        "silently dropped. To simulate the model without them, disable them: on the command "
+        "line --disable ";
+  for (std::size_t i = 0; i < how.size(); ++i) os << (i ? "," : "") << how[i];
+  os << "; in C++ SimulatorOptions::disable = {";
+  for (std::size_t i = 0; i < how.size(); ++i) os << (i ? ", " : "") << '"' << how[i] << '"';
+  os << "}; or in the MJCF <option><flag";
+  for (const std::string& h : how) os << ' ' << h << "=\"disable\"";
+  os << "/></option>";
+  return os.str();
+}
+
+EngineConfig resolve_model_config(const SimulatorOptions& options, std::string* reason) {
+  if (!options.model_file.empty() && options.model != nullptr) {
+    throw InputError("SimulatorOptions: give model_file or model, not both");
+  }
+  if (!options.params.empty()) {
+    throw InputError("parameters (--param) apply to the built-in environments; edit the model "
+                     "file to change " + options.params.front().first);
+  }
+  auto model = std::make_shared<Model>(options.model != nullptr ? *options.model
+                                                                : load_model(options.model_file));
+  for (const std::string& flag : options.disable) model->opt_disableflags |= parse_disable_flag(flag);
+  if (options.dt) {
+    if (!std::isfinite(*options.dt) || *options.dt <= 0) {
+      std::ostringstream os;
+      os << "dt must be a finite value > 0, got " << *options.dt;
+      throw InputError(os.str());
+    }
+    model->opt_timestep = *options.dt;
+  }
+  if (options.integrator) {
+    switch (*options.integrator) {
+      case Integrator::semi_implicit_euler: model->opt_integrator = ModelIntegrator::euler; break;
+      case Integrator::rk4: model->opt_integrator = ModelIntegrator::rk4; break;
+      case Integrator::euler:
+        throw InputError("integrator 'euler' (explicit) is not available for articulated models; "
+                         "use semi_implicit_euler (MuJoCo's Euler, damping implicit) or rk4");
+    }
+  }
+  if (const std::string why = unsupported_constraints(*model); !why.empty()) throw InputError(why);
+  if (options.threads < 0) {
+    throw InputError("threads must be >= 0 (0 = all cores), got " + std::to_string(options.threads));
+  }
+
+  EngineConfig config;
+  config.env = model_env_info(*model);
+  config.model = model;
+  config.integrator = config.env.integrator;
+  config.dt = model->opt_timestep;
+  config.threads = options.threads;
+  config.stream = options.stream;
+  config.backend = resolve_backend(options.backend, reason);
+  return config;
+}
+
+template <class S>
+std::unique_ptr<StepEngine<S>> make_articulated_engine(const EngineConfig& config) {
+  if (config.backend == Backend::cuda) {
+#if defined(PHYDREAM_WITH_CUDA)
+    return kernels::make_articulated_cuda_engine<S>(config);
+#else
+    throw BackendError("backend 'cuda': this build has no CUDA kernels");
+#endif
+  }
+  return std::make_unique<ArticulatedCpuEngine<S>>(config);
+}
+
+template std::unique_ptr<StepEngine<float>> make_articulated_engine<float>(const EngineConfig&);
+template std::unique_ptr<StepEngine<double>> make_articulated_engine<double>(const EngineConfig&);
+
+}  // namespace phydream

@@ -1,0 +1,47 @@
+// Articulated models behind the Simulator: what a loaded Model looks like as an environment, the
+// options a Simulator applies to it, and the constraints PhyDream does not simulate yet.
+//
+// A Simulator built with SimulatorOptions::model_file or ::model simulates the model's smooth
+// dynamics (engine/forward.h) with MuJoCo's semantics. Contacts, joint limits and dry friction
+// need the constraint solver of the soft-contact issue; a model that enables any of them is
+// refused, with a message naming what is enabled and how to disable it, rather than simulated
+// without it.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/model.h"
+#include "engine/simulator.h"
+
+namespace phydream {
+
+/// The bit of a disable-flag name ("contact", "limit", ...); throws InputError listing the names.
+int parse_disable_flag(const std::string& name);
+
+/// The environment description of a model: nq, nx = nq + nv, ndx = 2 nv, nu, timestep and
+/// integrator, state and action names, and default sampling boxes (joint ranges where limited;
+/// hinges +-pi and slides +-1 about qpos0 otherwise; quaternions fixed at qpos0; velocities +-1;
+/// actions within ctrlrange where limited, else +-1).
+EnvInfo model_env_info(const Model& model);
+
+/// Empty when the model needs no constraint solver; otherwise why not (contacts, limits or
+/// friction loss enabled), with the way to disable them.
+std::string unsupported_constraints(const Model& model);
+
+/// Resolves SimulatorOptions that name a model (model_file or model): loads it, applies dt,
+/// integrator and disable flags, refuses unsupported constraints, and fills the EngineConfig.
+EngineConfig resolve_model_config(const SimulatorOptions& options, std::string* reason);
+
+/// The engine for an articulated model on the resolved backend.
+template <class S>
+std::unique_ptr<StepEngine<S>> make_articulated_engine(const EngineConfig& config);
+
+namespace kernels {
+/// The CUDA engine for an articulated model (kernels/articulated.cu; CUDA builds only).
+template <class S>
+std::unique_ptr<StepEngine<S>> make_articulated_cuda_engine(const EngineConfig& config);
+}  // namespace kernels
+
+}  // namespace phydream

@@ -1,0 +1,285 @@
+// `phydream step|jacobian|rollout --model FILE` end to end: the binary built beside this test on
+// the project's MJCF assets and on a model with ball and free joints (nq != nv), outputs compared
+// with the library, shapes in tangent coordinates, and every way the options can be wrong: exit
+// status 2, a message naming the problem, and no output files.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "engine/npy.h"
+#include "engine/simulator.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+namespace npy = phydream::npy;
+using phydream::Backend;
+using phydream::JacobianMode;
+using phydream::Simulator;
+using phydream::SimulatorOptions;
+
+// a floating box with a hinged arm and a ball-jointed pendulum: nq = 12, nv = 10, nu = 1
+const char* kBallFree = R"(<mujoco model="ball_free">
+  <option timestep="0.005"/>
+  <worldbody>
+    <body name="base" pos="0 0 1">
+      <freejoint name="root"/>
+      <geom type="box" size="0.2 0.1 0.05" mass="2" contype="0" conaffinity="0"/>
+      <body name="arm" pos="0.2 0 0">
+        <joint name="elbow" axis="0 1 0" damping="0.1"/>
+        <geom type="capsule" fromto="0 0 0 0.3 0 0" size="0.03" mass="0.5" contype="0" conaffinity="0"/>
+      </body>
+    </body>
+    <body name="bob" pos="1 0 1">
+      <joint name="ball" type="ball" damping="0.05"/>
+      <geom type="capsule" fromto="0 0 0 0 0 -0.4" size="0.04" mass="1" contype="0" conaffinity="0"/>
+    </body>
+  </worldbody>
+  <actuator><motor joint="elbow" gear="2" ctrlrange="-1 1" ctrllimited="true"/></actuator>
+</mujoco>
+)";
+
+std::string asset(const std::string& name) {
+  return std::string(PHYDREAM_SOURCE_DIR) + "/assets/" + name + ".xml";
+}
+
+std::string read_text(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream os;
+  os << in.rdbuf();
+  return os.str();
+}
+
+struct CliResult {
+  int status = -1;
+  std::string out, err;
+};
+
+class ModelCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("phydream_model_cli_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  CliResult run(const std::string& args) const {
+    const fs::path out = dir_ / "stdout.txt", err = dir_ / "stderr.txt";
+    const std::string cmd = std::string(PHYDREAM_CLI) + " " + args + " >'" + out.string() +
+                            "' 2>'" + err.string() + "'";
+    const int status = std::system(cmd.c_str());
+    CliResult r;
+    r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.out = read_text(out);
+    r.err = read_text(err);
+    return r;
+  }
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  std::string save(const std::string& name, const std::vector<double>& data,
+                   const std::vector<std::int64_t>& shape) const {
+    npy::save(path(name), data.data(), shape);
+    return path(name);
+  }
+  std::string write(const std::string& name, const std::string& text) const {
+    std::ofstream(dir_ / name) << text;
+    return path(name);
+  }
+
+  // states about the reference (hinges and slides +-0.3, unit quaternions kept), velocities and
+  // controls in [-0.5, 0.5]
+  static std::vector<double> states(const phydream::Model& m, int batch, unsigned seed) {
+    std::vector<double> x;
+    unsigned s = seed;
+    auto next = [&s] {
+      s = s * 1664525u + 1013904223u;
+      return static_cast<double>(s >> 8) / static_cast<double>(1u << 24) - 0.5;
+    };
+    for (int b = 0; b < batch; ++b) {
+      std::vector<double> q(m.qpos0.begin(), m.qpos0.end());
+      for (int j = 0; j < m.njnt; ++j) {
+        if (m.jnt_type[j] == static_cast<int>(phydream::JointType::hinge) ||
+            m.jnt_type[j] == static_cast<int>(phydream::JointType::slide)) {
+          q[m.jnt_qposadr[j]] += 0.6 * next();
+        }
+      }
+      x.insert(x.end(), q.begin(), q.end());
+      for (int i = 0; i < m.nv; ++i) x.push_back(next());
+    }
+    return x;
+  }
+
+  fs::path dir_;
+};
+
+SimulatorOptions options(const std::string& file) {
+  SimulatorOptions o;
+  o.model_file = file;
+  o.disable = {"contact", "limit", "frictionloss"};
+  o.backend = Backend::cpu;
+  return o;
+}
+
+double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double worst = 0;
+  for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    const double d = std::abs(a[i] - b[i]);
+    worst = std::isnan(d) ? INFINITY : std::max(worst, d);
+  }
+  return worst;
+}
+
+TEST_F(ModelCli, StepAndJacobianMatchTheLibraryOnEveryAsset) {
+  for (const char* name : {"cartpole", "inverted_double_pendulum", "half_cheetah", "finger", "reacher"}) {
+    SCOPED_TRACE(name);
+    Simulator<double> sim(options(asset(name)));
+    const int nx = sim.nx(), ndx = sim.ndx(), nu = sim.nu(), batch = 3;
+    const auto x = states(*sim.model(), batch, 7);
+    std::vector<double> u(batch * nu, 0.25);
+    const std::string xs = save("x.npy", x, {batch, nx}), us = save("u.npy", u, {batch, nu});
+    const std::string common = " --model '" + asset(name) + "' --disable contact,limit,frictionloss"
+                               " --backend cpu --state '" + xs + "' --action '" + us + "'";
+    CliResult r = run("step" + common + " --out '" + path("step") + "'");
+    ASSERT_EQ(r.status, 0) << r.err;
+    std::vector<double> xn(batch * nx), jx(batch * ndx * ndx), ju(batch * ndx * nu);
+    sim.step(batch, x.data(), u.data(), xn.data());
+    EXPECT_EQ(max_abs_diff(npy::load<double>(path("step/next_state.npy")).data, xn), 0.0);
+
+    for (const char* mode : {"fwd", "rev", "analytic"}) {
+      r = run(std::string("jacobian") + common + " --mode " + mode + " --out '" + path(mode) + "'");
+      ASSERT_EQ(r.status, 0) << r.err;
+      sim.jacobian(batch, x.data(), u.data(), xn.data(), jx.data(), ju.data(),
+                   mode[0] == 'f'   ? JacobianMode::forward
+                   : mode[0] == 'r' ? JacobianMode::reverse
+                                    : JacobianMode::analytic);
+      const auto js = npy::load<double>(path(std::string(mode) + "/jac_state.npy"));
+      const auto ja = npy::load<double>(path(std::string(mode) + "/jac_action.npy"));
+      EXPECT_EQ(js.shape, (std::vector<std::int64_t>{batch, ndx, ndx}));
+      EXPECT_EQ(ja.shape, (std::vector<std::int64_t>{batch, ndx, nu}));
+      EXPECT_EQ(max_abs_diff(js.data, jx), 0.0) << mode;
+      EXPECT_EQ(max_abs_diff(ja.data, ju), 0.0) << mode;
+    }
+    // the finite-difference mode agrees with the analytic Jacobian to its accuracy
+    r = run("jacobian" + common + " --mode fd --out '" + path("fd") + "'");
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_LT(max_abs_diff(npy::load<double>(path("fd/jac_state.npy")).data, jx), 1e-5);
+    EXPECT_LT(max_abs_diff(npy::load<double>(path("fd/jac_action.npy")).data, ju), 1e-5);
+  }
+}
+
+TEST_F(ModelCli, BallAndFreeJointsUseTangentShapes) {
+  const std::string model = write("ball_free.xml", kBallFree);
+  Simulator<double> sim(options(model));
+  ASSERT_EQ(sim.nx(), 22);
+  ASSERT_EQ(sim.ndx(), 20);
+  const int batch = 2, nx = 22, ndx = 20, nu = 1, T = 5;
+  const auto x = states(*sim.model(), batch, 3);
+  const std::string xs = save("x.npy", x, {batch, nx});
+  const std::string us = save("u.npy", {0.3, -0.2}, {batch, nu});
+  const std::string Us = save("U.npy", std::vector<double>(batch * T * nu, 0.1), {batch, T, nu});
+  CliResult r = run("jacobian --model '" + model + "' --state '" + xs + "' --action '" + us +
+              "' --out '" + path("jac") + "'");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(npy::load<double>(path("jac/jac_state.npy")).shape, (std::vector<std::int64_t>{batch, ndx, ndx}));
+  EXPECT_EQ(npy::load<double>(path("jac/next_state.npy")).shape, (std::vector<std::int64_t>{batch, nx}));
+
+  // rollout --grad: the gradient of 1/2 |x_T|^2 in tangent coordinates, against the library
+  r = run("rollout --model '" + model + "' --state '" + xs + "' --actions '" + Us +
+          "' --grad --out '" + path("roll") + "'");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto gx = npy::load<double>(path("roll/grad_state.npy"));
+  EXPECT_EQ(gx.shape, (std::vector<std::int64_t>{batch, ndx}));
+  std::vector<double> states_h(batch * (T + 1) * nx), U(batch * T * nu, 0.1);
+  sim.rollout(batch, T, x.data(), U.data(), states_h.data());
+  EXPECT_EQ(max_abs_diff(npy::load<double>(path("roll/states.npy")).data, states_h), 0.0);
+  // the cotangent of 1/2 |x_T|^2: free position and hinge coordinates themselves, 0 for the
+  // rotation vectors (a unit quaternion's norm does not change), the velocities
+  std::vector<double> g_final(batch * ndx, 0.0);
+  const phydream::Model& m = *sim.model();
+  for (int b = 0; b < batch; ++b) {
+    const double* xT = &states_h[(b * (T + 1) + T) * nx];
+    for (int k = 0; k < 3; ++k) g_final[b * ndx + k] = xT[k];  // free joint position
+    g_final[b * ndx + 6] = xT[m.jnt_qposadr[1]];                // the elbow hinge
+    for (int k = 0; k < m.nv; ++k) g_final[b * ndx + m.nv + k] = xT[m.nq + k];
+  }
+  std::vector<double> gx0(batch * ndx, 0.0), gU(batch * T * nu, 0.0);
+  sim.rollout_vjp(batch, T, x.data(), U.data(), states_h.data(), gx0.data(), gU.data(), nullptr,
+                  g_final.data());
+  EXPECT_LT(max_abs_diff(gx.data, gx0), 1e-12);
+  EXPECT_LT(max_abs_diff(npy::load<double>(path("roll/grad_actions.npy")).data, gU), 1e-12);
+}
+
+TEST_F(ModelCli, EnabledConstraintsAreRefusedWithTheWayOut) {
+  const std::string xs = save("x.npy", std::vector<double>(18, 0.0), {1, 18});
+  const std::string us = save("u.npy", std::vector<double>(6, 0.0), {1, 6});
+  const CliResult r = run("step --model '" + asset("half_cheetah") + "' --state '" + xs + "' --action '" +
+                    us + "' --out '" + path("out") + "'");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("contacts"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("--disable contact"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("flag contact=\"disable\""), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(path("out")));
+}
+
+TEST_F(ModelCli, BadOptionsExitTwoAndWriteNothing) {
+  const std::string cp = asset("cartpole");
+  const std::string xs = save("x.npy", std::vector<double>(4, 0.0), {1, 4});
+  const std::string us = save("u.npy", std::vector<double>(1, 0.0), {1, 1});
+  const std::string io = " --state '" + xs + "' --action '" + us + "' --out '" + path("out") + "'";
+  const std::string off = " --disable contact,limit";
+  struct Case {
+    std::string args, expect;
+  };
+  const std::vector<Case> cases = {
+      {"step --env cartpole --model '" + cp + "'" + io, "--model"},
+      {"step" + io, "--env"},
+      {"step --env cartpole --disable contact" + io, "--disable"},
+      {"step --model '" + cp + "'" + off + " --param mass=2" + io, "--param"},
+      {"step --model '" + cp + "' --disable contact,bogus" + io, "bogus"},
+      {"step --model '" + cp + "' --disable contact,,limit" + io, "empty flag"},
+      {"step --model '" + path("missing.xml") + "'" + off + io, "missing.xml"},
+      {"step --model '" + write("m.txt", "<mujoco/>") + "'" + off + io, "m.txt"},
+      {"step --model '" + cp + "'" + off + " --integrator euler" + io, "semi_implicit_euler"},
+      {"step --model '" + cp + "'" + off + " --dt -1" + io, "--dt"},
+      {"jacobian --model '" + cp + "'" + off + " --state '" + save("x5.npy", std::vector<double>(5, 0.0), {1, 5}) +
+           "' --action '" + us + "' --out '" + path("out") + "'", "nx"},
+  };
+  for (const Case& c : cases) {
+    const CliResult r = run(c.args);
+    EXPECT_EQ(r.status, 2) << c.args << "\n" << r.err;
+    EXPECT_NE(r.err.find(c.expect), std::string::npos) << c.args << "\n" << r.err;
+    EXPECT_FALSE(fs::exists(path("out"))) << c.args;
+  }
+}
+
+TEST_F(ModelCli, DtAndIntegratorOverridesReachTheModel) {
+  const std::string cp = asset("cartpole");
+  SimulatorOptions o = options(cp);
+  o.dt = 0.005;
+  o.integrator = phydream::Integrator::semi_implicit_euler;
+  Simulator<double> sim(o);
+  EXPECT_EQ(sim.model()->opt_timestep, 0.005);
+  EXPECT_EQ(sim.model()->opt_integrator, phydream::ModelIntegrator::euler);
+  const std::vector<double> x = {0.1, 0.2, 0.3, -0.1}, u = {0.5};
+  std::vector<double> xn(4);
+  sim.step(1, x.data(), u.data(), xn.data());
+  const std::string xs = save("x.npy", x, {1, 4}), us = save("u.npy", u, {1, 1});
+  const CliResult r = run("step --model '" + cp + "' --disable contact,limit,frictionloss --dt 0.005 "
+                    "--integrator semi_implicit_euler --state '" + xs + "' --action '" + us +
+                    "' --out '" + path("out") + "'");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(max_abs_diff(npy::load<double>(path("out/next_state.npy")).data, xn), 0.0);
+}
+
+}  // namespace
