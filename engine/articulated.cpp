@@ -210,6 +210,22 @@ EngineConfig resolve_model_config(const SimulatorOptions& options, std::string* 
     }
   }
   if (const std::string why = unsupported_constraints(*model); !why.empty()) throw InputError(why);
+  // the derivatives take a ball joint's rotation axes as the body's axes, which a later rotation
+  // of the same body would turn (MuJoCo's cdof makes the same assumption)
+  for (int b = 1; b < model->nbody; ++b) {
+    bool ball_seen = false;
+    for (int j = model->body_jntadr[b]; j < model->body_jntadr[b] + model->body_jntnum[b]; ++j) {
+      const int type = model->jnt_type[j];
+      if (ball_seen && (type == static_cast<int>(JointType::hinge) ||
+                        type == static_cast<int>(JointType::ball))) {
+        throw InputError(model_label(*model) + ": body '" + name_or(model->body_name, b, "body") +
+                         "' has a rotating joint ('" + name_or(model->jnt_name, j, "joint") +
+                         "') after a ball joint; PhyDream's derivatives do not support that "
+                         "yet: put the ball joint last, or the other joint on a child body");
+      }
+      ball_seen = ball_seen || type == static_cast<int>(JointType::ball);
+    }
+  }
   if (options.threads < 0) {
     throw InputError("threads must be >= 0 (0 = all cores), got " + std::to_string(options.threads));
   }

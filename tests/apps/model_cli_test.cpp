@@ -241,7 +241,12 @@ TEST_F(ModelCli, BadOptionsExitTwoAndWriteNothing) {
   struct Case {
     std::string args, expect;
   };
+  const std::string ball_hinge = write("ball_hinge.xml", R"(<mujoco>
+  <worldbody><body name="b"><joint name="ball" type="ball"/><joint name="h" axis="0 1 0"/>
+    <geom type="sphere" size="0.1" mass="1" contype="0" conaffinity="0"/></body></worldbody>
+</mujoco>)");
   const std::vector<Case> cases = {
+      {"step --model '" + ball_hinge + "'" + io, "cannot be followed by a rotation"},
       {"step --env cartpole --model '" + cp + "'" + io, "--model"},
       {"step" + io, "--env"},
       {"step --env cartpole --disable contact" + io, "--disable"},

@@ -209,8 +209,8 @@ TEST_P(ArticulatedGpuF32, LargeBatchStepMatchesTheCpu) {
   auto gpu = make(Backend::cuda);
   const std::int64_t batch = 300000;
   const auto x = states(cpu, batch, 21), u = random(batch * cpu.nu(), 22, 1.0);
-  std::vector<S> xn(x.size());
-  Buffer<S> dx(Backend::cuda, x.size()), du(Backend::cuda, u.size()), dxn(Backend::cuda, x.size());
+  std::vector<float> xn(x.size());
+  Buffer<float> dx(Backend::cuda, x.size()), du(Backend::cuda, u.size()), dxn(Backend::cuda, x.size());
   dx.upload(x.data());
   du.upload(u.data());
   cpu.step(batch, x.data(), u.data(), xn.data());
