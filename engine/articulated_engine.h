@@ -124,9 +124,7 @@ class ArticulatedCpuEngine final : public StepEngine<S> {
   void nonfinite_rows(std::int64_t batch, std::int64_t row_size, const S* data,
                       std::uint8_t* flags) override {
     for_each_env(batch, [&](std::int64_t b, S*, T*) {
-      std::uint8_t bad = 0;
-      for (std::int64_t i = 0; i < row_size; ++i) bad |= !isfinite_(data[b * row_size + i]);
-      flags[b] = bad;
+      flags[b] = any_nonfinite(data + b * row_size, row_size);
     });
   }
 

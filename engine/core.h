@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 
 // PHYDREAM_HD_STAGE marks the large per-stage functions of the articulated engine (one pass over
 // the model's tree each): on the device they stay real calls, since force-inlining dozens of them
@@ -55,6 +56,15 @@ PHYDREAM_HD void sincos_(double x, double* s, double* c) {
   *s = std::sin(x);
   *c = std::cos(x);
 #endif
+}
+
+/// 1 if any of row[0, n) is NaN or infinite, else 0: the check behind
+/// Simulator::nonfinite_rows on every backend.
+template <class S>
+PHYDREAM_HD std::uint8_t any_nonfinite(const S* row, std::int64_t n) {
+  std::uint8_t bad = 0;
+  for (std::int64_t i = 0; i < n; ++i) bad |= !isfinite_(row[i]);
+  return bad;
 }
 
 }  // namespace phydream

@@ -138,11 +138,7 @@ class CpuEngine final : public StepEngine<typename Model::scalar_type> {
 
   void nonfinite_rows(std::int64_t batch, std::int64_t row_size, const S* data,
                       std::uint8_t* flags) override {
-    for_each_env(batch, [&](std::int64_t b) {
-      std::uint8_t bad = 0;
-      for (std::int64_t i = 0; i < row_size; ++i) bad |= !isfinite_(data[b * row_size + i]);
-      flags[b] = bad;
-    });
+    for_each_env(batch, [&](std::int64_t b) { flags[b] = any_nonfinite(data + b * row_size, row_size); });
   }
 
   void synchronize() override {}

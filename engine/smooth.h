@@ -53,16 +53,20 @@ namespace phydream {
 
 namespace detail {
 
+// The spatial products below take any element types: primal Scalars, or tangents Vec<S, K> on
+// one side (engine/step_jvp.h uses them for the tangent sweeps). The grouping is MuJoCo 2.2.2's,
+// which makes the primal bitwise equal to MuJoCo's; the tangents inherit it.
+
 /// a . b for 6-vectors, summed as MuJoCo 2.2.2's mju_dot for n = 6 (four lanes, then the tail):
 /// ((a0 b0 + a2 b2) + (a1 b1 + a3 b3)) + (a4 b4 + a5 b5)
-template <class S>
-PHYDREAM_HD S dot6(const S* a, const S* b) {
+template <class A, class B>
+PHYDREAM_HD auto dot6(const A* a, const B* b) -> decltype(a[0] * b[0]) {
   return ((a[0] * b[0] + a[2] * b[2]) + (a[1] * b[1] + a[3] * b[3])) + (a[4] * b[4] + a[5] * b[5]);
 }
 
 /// Spatial inertia (cinert layout) times a motion vector: the momentum (I_o w + mc x v; m v - mc x w).
-template <class S>
-PHYDREAM_HD void inertia_mul(S* res, const S* in, const S* v) {
+template <class R, class I, class V>
+PHYDREAM_HD void inertia_mul(R* res, const I* in, const V* v) {
   res[0] = in[0] * v[0] + in[3] * v[1] + in[4] * v[2] - in[8] * v[4] + in[7] * v[5];
   res[1] = in[3] * v[0] + in[1] * v[1] + in[5] * v[2] + in[8] * v[3] - in[6] * v[5];
   res[2] = in[4] * v[0] + in[5] * v[1] + in[2] * v[2] - in[7] * v[3] + in[6] * v[4];
@@ -72,8 +76,8 @@ PHYDREAM_HD void inertia_mul(S* res, const S* in, const S* v) {
 }
 
 /// Motion cross product v x m (Featherstone's crm): (w x m_ang; w x m_lin + v x m_ang).
-template <class S>
-PHYDREAM_HD void cross_motion(S* res, const S* v, const S* m) {
+template <class R, class V, class M>
+PHYDREAM_HD void cross_motion(R* res, const V* v, const M* m) {
   res[0] = -v[2] * m[1] + v[1] * m[2];
   res[1] = v[2] * m[0] - v[0] * m[2];
   res[2] = -v[1] * m[0] + v[0] * m[1];
@@ -86,8 +90,8 @@ PHYDREAM_HD void cross_motion(S* res, const S* v, const S* m) {
 }
 
 /// Force cross product v x* f (Featherstone's crf = -crm^T): (w x f_ang + v x f_lin; w x f_lin).
-template <class S>
-PHYDREAM_HD void cross_force(S* res, const S* v, const S* f) {
+template <class R, class V, class F>
+PHYDREAM_HD void cross_force(R* res, const V* v, const F* f) {
   res[0] = -v[2] * f[1] + v[1] * f[2];
   res[1] = v[2] * f[0] - v[0] * f[2];
   res[2] = -v[1] * f[0] + v[0] * f[1];

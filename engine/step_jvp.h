@@ -45,45 +45,6 @@ namespace detail {
 // mixed primal (S) / tangent (T) products of the spatial algebra; the tangent is linear in its
 // argument, the primal factor is a value
 
-/// a . b of 6-vectors of any two element types.
-template <class A, class B>
-PHYDREAM_HD auto dot6_any(const A* a, const B* b) -> decltype(a[0] * b[0]) {
-  return ((a[0] * b[0] + a[2] * b[2]) + (a[1] * b[1] + a[3] * b[3])) + (a[4] * b[4] + a[5] * b[5]);
-}
-
-/// Spatial inertia times motion, for any element types of each (see detail::inertia_mul).
-template <class R, class I, class V>
-PHYDREAM_HD void inertia_mul_any(R* res, const I* in, const V* v) {
-  res[0] = in[0] * v[0] + in[3] * v[1] + in[4] * v[2] - in[8] * v[4] + in[7] * v[5];
-  res[1] = in[3] * v[0] + in[1] * v[1] + in[5] * v[2] + in[8] * v[3] - in[6] * v[5];
-  res[2] = in[4] * v[0] + in[5] * v[1] + in[2] * v[2] - in[7] * v[3] + in[6] * v[4];
-  res[3] = in[8] * v[1] - in[7] * v[2] + in[9] * v[3];
-  res[4] = in[6] * v[2] - in[8] * v[0] + in[9] * v[4];
-  res[5] = in[7] * v[0] - in[6] * v[1] + in[9] * v[5];
-}
-
-/// Motion cross product v x m, any element types.
-template <class R, class V, class M>
-PHYDREAM_HD void cross_motion_any(R* res, const V* v, const M* m) {
-  res[0] = v[1] * m[2] - v[2] * m[1];
-  res[1] = v[2] * m[0] - v[0] * m[2];
-  res[2] = v[0] * m[1] - v[1] * m[0];
-  res[3] = (v[1] * m[5] - v[2] * m[4]) + (v[4] * m[2] - v[5] * m[1]);
-  res[4] = (v[2] * m[3] - v[0] * m[5]) + (v[5] * m[0] - v[3] * m[2]);
-  res[5] = (v[0] * m[4] - v[1] * m[3]) + (v[3] * m[1] - v[4] * m[0]);
-}
-
-/// Force cross product v x* f, any element types.
-template <class R, class V, class F>
-PHYDREAM_HD void cross_force_any(R* res, const V* v, const F* f) {
-  res[0] = (v[1] * f[2] - v[2] * f[1]) + (v[4] * f[5] - v[5] * f[4]);
-  res[1] = (v[2] * f[0] - v[0] * f[2]) + (v[5] * f[3] - v[3] * f[5]);
-  res[2] = (v[0] * f[1] - v[1] * f[0]) + (v[3] * f[4] - v[4] * f[3]);
-  res[3] = v[1] * f[5] - v[2] * f[4];
-  res[4] = v[2] * f[3] - v[0] * f[5];
-  res[5] = v[0] * f[4] - v[1] * f[3];
-}
-
 /// a x b of 3-vectors, any element types.
 template <class R, class A, class B>
 PHYDREAM_HD void cross3_any(R* res, const A* a, const B* b) {
@@ -506,11 +467,11 @@ PHYDREAM_HD_STAGE void crb_jvp(const ModelView<S>& m, const Data<S>& d, const Da
     S f[6];
     T df[6], df2[6];
     detail::inertia_mul(f, d.crb + 10 * b, d.cdof + 6 * i);
-    detail::inertia_mul_any(df, t.crb + 10 * b, d.cdof + 6 * i);
-    detail::inertia_mul_any(df2, d.crb + 10 * b, t.cdof + 6 * i);
+    detail::inertia_mul(df, t.crb + 10 * b, d.cdof + 6 * i);
+    detail::inertia_mul(df2, d.crb + 10 * b, t.cdof + 6 * i);
     for (int k = 0; k < 6; ++k) df[k] += df2[k];
     for (int j = i; j >= 0; j = m.dof_parentid[j]) {
-      const T v = detail::dot6_any(t.cdof + 6 * j, f) + detail::dot6_any(d.cdof + 6 * j, df);
+      const T v = detail::dot6(t.cdof + 6 * j, f) + detail::dot6(d.cdof + 6 * j, df);
       t.qM[nv * i + j] = v;
       t.qM[nv * j + i] = v;
     }
@@ -558,8 +519,8 @@ PHYDREAM_HD_STAGE void com_vel_jvp(const ModelView<S>& m, const Data<S>& d, cons
       // cdof_dot = v x cdof with the velocity before the joint's own motion
       for (int r = 0; r < nrot; ++r) {
         T a[6], b[6];
-        detail::cross_motion_any(a, dv, d.cdof + 6 * (dof + r));
-        detail::cross_motion_any(b, v, t.cdof + 6 * (dof + r));
+        detail::cross_motion(a, dv, d.cdof + 6 * (dof + r));
+        detail::cross_motion(b, v, t.cdof + 6 * (dof + r));
         for (int k = 0; k < 6; ++k) t.cdof_dot[6 * (dof + r) + k] = a[k] + b[k];
       }
       S pt[6];
@@ -601,14 +562,14 @@ PHYDREAM_HD_STAGE void rne_jvp(const ModelView<S>& m, const Data<S>& d, const Da
     const T* dv = t.cvel + 6 * i;
     S iv[6];
     T a[6], b[6], div[6], c[6], e[6];
-    detail::inertia_mul_any(a, din, d.cacc + 6 * i);
-    detail::inertia_mul_any(b, in, t.cacc + 6 * i);
+    detail::inertia_mul(a, din, d.cacc + 6 * i);
+    detail::inertia_mul(b, in, t.cacc + 6 * i);
     detail::inertia_mul(iv, in, v);
-    detail::inertia_mul_any(div, din, v);
-    detail::inertia_mul_any(c, in, dv);
+    detail::inertia_mul(div, din, v);
+    detail::inertia_mul(c, in, dv);
     for (int k = 0; k < 6; ++k) div[k] += c[k];
-    detail::cross_force_any(c, dv, iv);
-    detail::cross_force_any(e, v, div);
+    detail::cross_force(c, dv, iv);
+    detail::cross_force(e, v, div);
     for (int k = 0; k < 6; ++k) t.cfrc_body[6 * i + k] = a[k] + b[k] + c[k] + e[k];
   }
   for (int i = m.nbody - 1; i > 0; --i) {
@@ -619,8 +580,8 @@ PHYDREAM_HD_STAGE void rne_jvp(const ModelView<S>& m, const Data<S>& d, const Da
   }
   for (int i = 0; i < m.nv; ++i) {
     const int b = m.dof_bodyid[i];
-    t.qfrc_bias[i] = detail::dot6_any(t.cdof + 6 * i, d.cfrc_body + 6 * b) +
-                     detail::dot6_any(d.cdof + 6 * i, t.cfrc_body + 6 * b);
+    t.qfrc_bias[i] = detail::dot6(t.cdof + 6 * i, d.cfrc_body + 6 * b) +
+                     detail::dot6(d.cdof + 6 * i, t.cfrc_body + 6 * b);
   }
 }
 

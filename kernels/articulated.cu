@@ -16,6 +16,7 @@
 #include "engine/articulated_ops.h"
 #include "engine/backend.h"
 #include "kernels/check.cuh"
+#include "kernels/engine_kernels.cuh"
 
 namespace phydream {
 namespace kernels {
@@ -130,17 +131,6 @@ __global__ void art_rollout_vjp_kernel(ModelView<S> m, ArticulatedWorkspaceSizes
   });
 }
 
-template <class S>
-__global__ void art_nonfinite_kernel(std::int64_t batch, std::int64_t row_size, const S* data,
-                                     std::uint8_t* flags) {
-  for (std::int64_t b = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; b < batch;
-       b += std::int64_t(gridDim.x) * blockDim.x) {
-    std::uint8_t bad = 0;
-    for (std::int64_t i = 0; i < row_size; ++i) bad |= !isfinite_(data[b * row_size + i]);
-    flags[b] = bad;
-  }
-}
-
 // device memory released in stream order when the call's launches are queued
 template <class E>
 class StreamArray {
@@ -241,9 +231,8 @@ class ArticulatedCudaEngine final : public StepEngine<S> {
   }
   void nonfinite_rows(std::int64_t batch, std::int64_t row_size, const S* data,
                       std::uint8_t* flags) override {
-    const std::int64_t blocks = std::min<std::int64_t>((batch + 255) / 256, 1 << 20);
-    art_nonfinite_kernel<S><<<static_cast<unsigned>(std::max<std::int64_t>(1, blocks)), 256, 0, stream_>>>(
-        batch, row_size, data, flags);
+    nonfinite_rows_kernel<S><<<grid_for(batch, kThreads), kThreads, 0, stream_>>>(batch, row_size,
+                                                                            data, flags);
     check_launch("articulated nonfinite_rows");
   }
   void synchronize() override { check_cuda(cudaStreamSynchronize(stream_), "synchronize"); }

@@ -272,9 +272,7 @@ __global__ void nonfinite_rows_kernel(std::int64_t batch, std::int64_t row_size,
                                       const S* __restrict__ data, std::uint8_t* __restrict__ flags) {
   for (std::int64_t b = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; b < batch;
        b += std::int64_t(gridDim.x) * blockDim.x) {
-    std::uint8_t bad = 0;
-    for (std::int64_t i = 0; i < row_size; ++i) bad |= !isfinite_(data[b * row_size + i]);
-    flags[b] = bad;
+    flags[b] = any_nonfinite(data + b * row_size, row_size);
   }
 }
 
