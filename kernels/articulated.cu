@@ -5,7 +5,8 @@
 // kernels get a ModelView pointing into them by value. Every thread works through environments
 // b = tid, tid + stride, ... with its own workspace (primal data, K-direction tangents), so the
 // workspace is sized by the grid, not by the batch: the grid is capped such that all workspaces
-// fit in kWorkspaceBudget bytes, and any batch size is covered by the grid-stride loop.
+// fit in kWorkspaceBudget bytes, and any batch size is covered by the grid-stride loop. The
+// engine keeps its workspaces between calls and grows them only when a call needs more.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -171,10 +172,14 @@ class ArticulatedCudaEngine final : public StepEngine<S> {
     m_ = arrays_.view_at(ints_dev_, reals_dev_);
     sizes_ = articulated_workspace_sizes(arrays_.view());
   }
+  ArticulatedCudaEngine(const ArticulatedCudaEngine&) = delete;
+  ArticulatedCudaEngine& operator=(const ArticulatedCudaEngine&) = delete;
   ~ArticulatedCudaEngine() override {
     try {
       cuda_free(ints_dev_, stream_);
       cuda_free(reals_dev_, stream_);
+      cuda_free(ws_, stream_);
+      cuda_free(tws_, stream_);
     } catch (...) {  // never throw from a destructor
     }
   }
@@ -248,10 +253,24 @@ class ArticulatedCudaEngine final : public StepEngine<S> {
     const std::int64_t threads = std::min<std::int64_t>(batch, cap);
     const std::int64_t blocks = (threads + kArtThreads - 1) / kArtThreads;
     const std::int64_t slots = blocks * kArtThreads;
-    StreamArray<S> ws(slots * sizes_.scalars, stream_);
-    StreamArray<T> tws(tangents ? slots * sizes_.tangents : 0, stream_);
-    body(static_cast<unsigned>(blocks), ws.get(), tws.get());
+    S* ws = reserve(&ws_, &ws_capacity_, slots * sizes_.scalars);
+    T* tws = tangents ? reserve(&tws_, &tws_capacity_, slots * sizes_.tangents) : nullptr;
+    body(static_cast<unsigned>(blocks), ws, tws);
     check_launch(what);
+  }
+
+  // the engine's workspace, grown when a call needs more; calls queue on stream_, so one call's
+  // kernels finish with it before the next call's start
+  template <class E>
+  E* reserve(E** ptr, std::int64_t* capacity, std::int64_t count) {
+    if (count > *capacity) {
+      cuda_free(*ptr, stream_);
+      *ptr = nullptr;
+      *capacity = 0;
+      *ptr = static_cast<E*>(cuda_malloc(sizeof(E) * count, stream_));
+      *capacity = count;
+    }
+    return *ptr;
   }
 
   ModelArrays<S> arrays_;
@@ -260,6 +279,9 @@ class ArticulatedCudaEngine final : public StepEngine<S> {
   S* reals_dev_ = nullptr;
   ModelView<S> m_{};
   ArticulatedWorkspaceSizes sizes_{};
+  S* ws_ = nullptr;
+  T* tws_ = nullptr;
+  std::int64_t ws_capacity_ = 0, tws_capacity_ = 0;
 };
 
 }  // namespace
