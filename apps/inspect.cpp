@@ -65,6 +65,7 @@ json to_json(const Model& m) {
                   {"cone", m.opt_cone == 1 ? "elliptic" : "pyramidal"},
                   {"iterations", m.opt_iterations},
                   {"tolerance", m.opt_tolerance},
+                  {"impratio", m.opt_impratio},
                   {"disableflags", m.opt_disableflags},
                   {"disabled", disabled_flags(m.opt_disableflags)}};
   j["bodies"] = json::array();

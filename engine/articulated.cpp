@@ -135,22 +135,18 @@ EnvInfo model_env_info(const Model& m) {
   return e;
 }
 
-std::string unsupported_constraints(const Model& m) {
+std::string constraint_features(const Model& m) {
   const int flags = m.opt_disableflags;
   if ((flags & kDisableConstraint) != 0) return {};
-  std::vector<std::string> what, how;
+  std::vector<std::string> what;
   if ((flags & kDisableContact) == 0) {
     const std::string pair = first_contact_pair(m);
-    if (!pair.empty()) {
-      what.push_back("contacts (geoms " + pair + " can collide)");
-      how.push_back("contact");
-    }
+    if (!pair.empty()) what.push_back("contacts (geoms " + pair + " can collide)");
   }
   if ((flags & kDisableLimit) == 0) {
     for (int j = 0; j < m.njnt; ++j) {
       if (m.jnt_limited[j]) {
         what.push_back("joint limits (joint '" + name_or(m.jnt_name, j, "joint") + "' is limited)");
-        how.push_back("limit");
         break;
       }
     }
@@ -160,25 +156,33 @@ std::string unsupported_constraints(const Model& m) {
       if (m.dof_frictionloss[k] > 0) {
         what.push_back("friction loss (joint '" + name_or(m.jnt_name, m.dof_jntid[k], "joint") +
                        "' has frictionloss > 0)");
-        how.push_back("frictionloss");
         break;
       }
     }
   }
-  if (what.empty()) return {};
-  std::ostringstream os;
-  os << model_label(m) << " enables ";
-  for (std::size_t i = 0; i < what.size(); ++i) os << (i ? ", " : "") << what[i];
-  os << ", which need the constraint solver that PhyDream does not have yet; they are never "
-        "silently dropped. To simulate the model without them, disable them: on the command "
-        "line --disable ";
-  for (std::size_t i = 0; i < how.size(); ++i) os << (i ? "," : "") << how[i];
-  os << "; in C++ SimulatorOptions::disable = {";
-  for (std::size_t i = 0; i < how.size(); ++i) os << (i ? ", " : "") << '"' << how[i] << '"';
-  os << "}; or in the MJCF <option><flag";
-  for (const std::string& h : how) os << ' ' << h << "=\"disable\"";
-  os << "/></option>";
-  return os.str();
+  std::string out;
+  for (std::size_t i = 0; i < what.size(); ++i) out += (i ? ", " : "") + what[i];
+  return out;
+}
+
+std::string gradient_restriction(const Model& m, bool reverse) {
+  const std::string features = constraint_features(m);
+  if (features.empty()) return {};
+  if ((m.opt_disableflags & kDisableLimit) == 0) {
+    for (int j = 0; j < m.njnt; ++j) {
+      if (m.jnt_limited[j] && m.jnt_type[j] == static_cast<int>(JointType::ball)) {
+        return model_label(m) + ": derivatives through the limit of ball joint '" +
+               name_or(m.jnt_name, j, "joint") + "' are not implemented yet; use central "
+               "differences (jacobian --mode fd, Simulator::jacobian_fd) or disable limits "
+               "(--disable limit)";
+      }
+    }
+  }
+  if (!reverse) return {};
+  return model_label(m) + " enables " + features + ": reverse mode (step_vjp, rollout_vjp, "
+         "jacobian --mode rev) through the constraint solver is not implemented yet; use forward "
+         "mode (step_jvp, jacobian --mode analytic or fwd), which differentiates the solver by "
+         "the implicit function theorem, or central differences (jacobian --mode fd)";
 }
 
 EngineConfig resolve_model_config(const SimulatorOptions& options, std::string* reason) {
@@ -209,7 +213,6 @@ EngineConfig resolve_model_config(const SimulatorOptions& options, std::string* 
                          "use semi_implicit_euler (MuJoCo's Euler, damping implicit) or rk4");
     }
   }
-  if (const std::string why = unsupported_constraints(*model); !why.empty()) throw InputError(why);
   // the derivatives take a ball joint's rotation axes as the body's axes, which a later rotation
   // of the same body would turn (MuJoCo's cdof makes the same assumption)
   for (int b = 1; b < model->nbody; ++b) {

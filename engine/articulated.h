@@ -26,12 +26,18 @@ int parse_disable_flag(const std::string& name);
 /// actions within ctrlrange where limited, else +-1).
 EnvInfo model_env_info(const Model& model);
 
-/// Empty when the model needs no constraint solver; otherwise why not (contacts, limits or
-/// friction loss enabled), with the way to disable them.
-std::string unsupported_constraints(const Model& model);
+/// Empty when the model has no enabled constraint; otherwise which (contacts, limits, friction
+/// loss), e.g. "contacts (geoms 'a' and 'b' can collide), joint limits (joint 'j' is limited)".
+std::string constraint_features(const Model& model);
+
+/// Empty when the derivatives asked for are available for the model; otherwise why not, with
+/// what to use instead. Forward mode (JVP, Jacobians by forward sweeps) differentiates the
+/// constraint solver by the implicit function theorem; reverse mode (`reverse`: VJP, rollout
+/// VJP, Jacobians by reverse sweeps) does not yet, nor does either mode a limited ball joint.
+std::string gradient_restriction(const Model& model, bool reverse);
 
 /// Resolves SimulatorOptions that name a model (model_file or model): loads it, applies dt,
-/// integrator and disable flags, refuses unsupported constraints, and fills the EngineConfig.
+/// integrator and disable flags, and fills the EngineConfig.
 EngineConfig resolve_model_config(const SimulatorOptions& options, std::string* reason);
 
 /// The engine for an articulated model on the resolved backend.

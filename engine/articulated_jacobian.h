@@ -60,12 +60,16 @@ PHYDREAM_HD long long jacobian_tangent_size(const ModelView<S>& m) {
 
 namespace articulated_detail {
 
-// d <- (x, u): qpos, qvel from x = [qpos, qvel], ctrl from u (zero when u is null), time 0
+// d <- (x, u): qpos, qvel from x = [qpos, qvel], ctrl from u (zero when u is null), time 0 and
+// the solver's warm start 0 (as after mj_resetData)
 template <class S>
 PHYDREAM_HD_STAGE void load_state(const ModelView<S>& m, const Data<S>& d, const S* x, const S* u) {
   d.time[0] = S(0);
   for (int i = 0; i < m.nq; ++i) d.qpos[i] = x[i];
-  for (int i = 0; i < m.nv; ++i) d.qvel[i] = x[m.nq + i];
+  for (int i = 0; i < m.nv; ++i) {
+    d.qvel[i] = x[m.nq + i];
+    d.qacc_warmstart[i] = S(0);  // a step from a given state is a function of it alone
+  }
   for (int i = 0; i < m.nu; ++i) d.ctrl[i] = u != nullptr ? u[i] : S(0);
 }
 

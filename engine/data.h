@@ -16,7 +16,11 @@
 
 namespace phydream {
 
-// every field: X(name, size) with the sizes in nq, nv, nu, nbody, njnt; grouped by stage
+// every field: X(name, size) with the sizes in nq, nv, nu, nbody, njnt, ngeom and the model's
+// constraint capacities ncon (contacts) and nefc (constraint rows), both 0 for a model whose
+// constraints are all disabled (nsol = 1 if nefc > 0, else 0, sizes the solver's scratch);
+// grouped by stage. Integer-valued fields of the constraint stage
+// (counts, types, ids, states) are stored as Scalars holding small exact integers.
 #define PHYDREAM_DATA_FIELDS(X)                                                          \
   /* state */                                                                            \
   X(time, 1)               /* simulation time */                                         \
@@ -59,7 +63,48 @@ namespace phydream {
   X(rk_qpos, nq)           /* RK4: position at the step start */                         \
   X(rk_qvel, nv)           /* RK4: velocity at the step start */                         \
   X(rk_dqpos, nv)          /* RK4: weighted sum of the stage velocities */               \
-  X(rk_dqvel, nv)          /* RK4: weighted sum of the stage accelerations */
+  X(rk_dqvel, nv)          /* RK4: weighted sum of the stage accelerations */        \
+  /* constraints (engine/constraint.h): geoms, contacts, constraint rows, solver */      \
+  X(geom_xpos, ngeom * 3)  /* geom frame position */                                     \
+  X(geom_xmat, ngeom * 9)  /* geom frame orientation, row-major */                       \
+  X(qacc_smooth, nv)       /* M^-1 qfrc_smooth: the acceleration without constraints */  \
+  X(qfrc_constraint, nv)   /* J^T efc_force */                                           \
+  X(qacc_warmstart, nv)    /* the solver's start: last solution, kept between steps */   \
+  X(ncon, 1)               /* contacts found */                                          \
+  X(con_cand, ncon)        /* collision candidate (ModelView::cand_*) of each contact */ \
+  X(con_dist, ncon)        /* signed distance, negative in penetration */                \
+  X(con_pos, ncon * 3)     /* contact point, midway between the surfaces */              \
+  X(con_frame, ncon * 9)   /* rows: normal (geom1 to geom2), two tangents */             \
+  X(con_mu, ncon)          /* friction of the regularised cone */                        \
+  X(con_efc_adr, ncon)     /* first constraint row, -1 if excluded (not within margin) */ \
+  X(nefc, 1)               /* constraint rows */                                         \
+  X(nf, 1)                 /* of which dof friction loss (the first nf rows) */          \
+  X(efc_type, nefc)        /* ConstraintType */                                          \
+  X(efc_id, nefc)          /* dof, joint or contact of the row */                        \
+  X(efc_J, nefc * nv)      /* constraint Jacobian */                                     \
+  X(efc_pos, nefc)         /* constraint violation (distance) */                         \
+  X(efc_margin, nefc)      /* inclusion margin */                                        \
+  X(efc_frictionloss, nefc) /* friction loss of the row, 0 for others */                \
+  X(efc_diagApprox, nefc)  /* approximation of the diagonal of A = J M^-1 J^T */         \
+  X(efc_R, nefc)           /* regulariser */                                             \
+  X(efc_D, nefc)           /* 1 / R */                                                   \
+  X(efc_KBIP, nefc * 4)    /* stiffness, damping, impedance, d impedance / d pos */      \
+  X(efc_vel, nefc)         /* J qvel */                                                  \
+  X(efc_aref, nefc)        /* reference acceleration */                                  \
+  X(efc_jar, nefc)         /* J qacc - aref at the solution */                           \
+  X(efc_force, nefc)       /* constraint force */                                        \
+  X(efc_state, nefc)       /* ConstraintState at the solution */                         \
+  X(solver_iter, 1)        /* Newton iterations of the last solve */                     \
+  X(solver_status, 1)      /* SolverStatus of the last solve */                          \
+  X(sol_Ma, nsol * nv)     /* solver: M qacc */                                          \
+  X(sol_grad, nsol * nv)   /* solver: cost gradient */                                   \
+  X(sol_Mgrad, nsol * nv)  /* solver: H^-1 grad */                                       \
+  X(sol_search, nsol * nv) /* solver: search direction */                                \
+  X(sol_Mv, nsol * nv)     /* solver: M search */                                        \
+  X(sol_Jv, nefc)          /* solver: J search */                                        \
+  X(sol_quad, nefc * 3)    /* solver: per-row quadratic of the line search */            \
+  X(sol_H, nsol * nv * nv) /* solver: Hessian, then its Cholesky factor (lower) */       \
+  X(efc_jac_scratch, nsol * nv * 6) /* contact point Jacobians while rows are made */
 
 /// Offsets (in Scalars) of every Data field in a workspace of `size` Scalars.
 struct DataLayout {
@@ -69,8 +114,10 @@ struct DataLayout {
   int size;
 
   /// The layout for a model of these sizes: fields back to back, in the order listed above.
-  PHYDREAM_HD static DataLayout make(int nq, int nv, int nu, int nbody, int njnt) {
+  PHYDREAM_HD static DataLayout make(int nq, int nv, int nu, int nbody, int njnt, int ngeom, int ncon,
+                                     int nefc) {
     DataLayout l{};
+    const int nsol = nefc > 0 ? 1 : 0;
     int at = 0;
 #define PHYDREAM_DATA_PLACE(name, n) \
   l.name = at;                       \
@@ -85,7 +132,7 @@ struct DataLayout {
 /// The layout for a model view.
 template <class S>
 PHYDREAM_HD DataLayout data_layout(const ModelView<S>& m) {
-  return DataLayout::make(m.nq, m.nv, m.nu, m.nbody, m.njnt);
+  return DataLayout::make(m.nq, m.nv, m.nu, m.nbody, m.njnt, m.ngeom, m.ncon_max, m.nefc_max);
 }
 
 /// One environment's data: pointers into its workspace; shapes as listed above.
@@ -106,13 +153,14 @@ PHYDREAM_HD Data<S> data_at(const DataLayout& layout, S* ws) {
   return d;
 }
 
-/// Reset to the model's reference: qpos = qpos0, qvel = 0, ctrl = 0, time = 0. The intermediates
-/// are left as they are; forward() overwrites them all.
+/// Reset to the model's reference: qpos = qpos0, qvel = 0, ctrl = 0, time = 0, and the
+/// solver's warm start qacc_warmstart = 0 (as mj_resetData). The intermediates are left as they
+/// are; forward() overwrites them all.
 template <class S>
 PHYDREAM_HD void reset_data(const ModelView<S>& m, const Data<S>& d) {
   d.time[0] = S(0);
   for (int i = 0; i < m.nq; ++i) d.qpos[i] = m.qpos0[i];
-  for (int i = 0; i < m.nv; ++i) d.qvel[i] = S(0);
+  for (int i = 0; i < m.nv; ++i) d.qvel[i] = d.qacc_warmstart[i] = S(0);
   for (int i = 0; i < m.nu; ++i) d.ctrl[i] = S(0);
 }
 

@@ -1,4 +1,4 @@
-// Forward dynamics and the time step of an articulated model (contact-free), with MuJoCo 2.2.2's
+// Forward dynamics and the time step of an articulated model, with MuJoCo 2.2.2's
 // semantics so that trajectories can be compared with mj_step:
 //
 //   forward(m, d)   every stage of engine/smooth.h in order: from qpos, qvel, ctrl to qacc
@@ -6,7 +6,8 @@
 //     euler  semi-implicit Euler with the dof damping integrated implicitly (MuJoCo's
 //            mj_Euler): when some dof has damping > 0,
 //              qacc_euler = (M + h diag(damping))^-1 qfrc_smooth
-//            (qfrc_smooth already holds -damping qvel), else qacc_euler = qacc; then
+//            (qfrc_smooth already holds -damping qvel; qfrc_constraint is added when the model
+//            has constraints), else qacc_euler = qacc; then
 //              qvel' = qvel + h qacc_euler,  qpos' = integrate_pos(qpos, qvel', h)
 //     rk4    classic four-stage Runge-Kutta on (qpos, qvel) (MuJoCo's mj_RungeKutta with N = 4):
 //            stage s > 1 starts from qpos_s = integrate_pos(qpos_0, a_s v_{s-1}, h),
@@ -24,11 +25,14 @@
 // Every function here is PHYDREAM_HD and allocates nothing: all scratch lives in Data.
 #pragma once
 
+#include "engine/constraint.h"
 #include "engine/smooth.h"
 
 namespace phydream {
 
-/// Every stage of the smooth dynamics: qacc and every intermediate from qpos, qvel and ctrl.
+/// Every stage of the dynamics: qacc and every intermediate from qpos, qvel and ctrl; the
+/// constraint stage (engine/constraint.h) last, which leaves qacc unchanged (and qacc_smooth a
+/// copy of it) for a model without constraints.
 template <class S>
 PHYDREAM_HD_STAGE void forward(const ModelView<S>& m, const Data<S>& d) {
   // position
@@ -43,6 +47,8 @@ PHYDREAM_HD_STAGE void forward(const ModelView<S>& m, const Data<S>& d) {
   // actuation and acceleration
   actuation(m, d);
   acceleration(m, d);
+  // constraints: contacts, limits, friction loss
+  constraints(m, d);
 }
 
 /// qpos <- qpos (+) h qvel on the joint manifold. qpos: (nq), qvel: (nv).
@@ -101,8 +107,8 @@ PHYDREAM_HD bool has_damping(const ModelView<S>& m) {
   return false;
 }
 
-/// The Euler step's acceleration into d.qacc_euler: (M + h diag(damping))^-1 qfrc_smooth when
-/// some dof is damped (factor in qH, qHDiagInv), else qacc.
+/// The Euler step's acceleration into d.qacc_euler: (M + h diag(damping))^-1 (qfrc_smooth +
+/// qfrc_constraint) when some dof is damped (factor in qH, qHDiagInv), else qacc.
 template <class S>
 PHYDREAM_HD_STAGE void euler_acceleration(const ModelView<S>& m, const Data<S>& d) {
   const int nv = m.nv;
@@ -116,7 +122,11 @@ PHYDREAM_HD_STAGE void euler_acceleration(const ModelView<S>& m, const Data<S>& 
     d.qH[nv * i + i] = d.qM[nv * i + i] + m.timestep * m.dof_damping[i];
   }
   factor_ltdl(m, d.qH, d.qH, d.qHDiagInv);
-  for (int i = 0; i < nv; ++i) d.qacc_euler[i] = d.qfrc_smooth[i];
+  if (m.nefc_max > 0) {
+    for (int i = 0; i < nv; ++i) d.qacc_euler[i] = d.qfrc_smooth[i] + d.qfrc_constraint[i];
+  } else {
+    for (int i = 0; i < nv; ++i) d.qacc_euler[i] = d.qfrc_smooth[i];
+  }
   solve_ltdl(m, d.qH, d.qHDiagInv, d.qacc_euler);
 }
 

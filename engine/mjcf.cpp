@@ -55,7 +55,7 @@ const AttrRules kCompilerRules{
      "boundmass", "boundinertia", "inertiagrouprange"},
     {}};
 const AttrRules kOptionRules{
-    {"timestep", "gravity", "integrator", "cone", "iterations", "tolerance"}, {}};
+    {"timestep", "gravity", "integrator", "cone", "iterations", "tolerance", "impratio"}, {}};
 // <size> only sizes MuJoCo's memory and user-data arrays
 const AttrRules kSizeRules{
     {},
@@ -454,6 +454,7 @@ class MjcfParser {
     if (has(e, "cone")) o.cone = keyword(e, "cone", {"pyramidal", "elliptic"});
     read_int(e, "iterations", &o.iterations);
     read_real(e, "tolerance", &o.tolerance);
+    read_real(e, "impratio", &o.impratio);
     for (const XMLElement* c = e->FirstChildElement(); c; c = c->NextSiblingElement()) {
       if (std::strcmp(c->Name(), "flag") != 0) unsupported_element(c, "<option>", {"flag"});
       no_children(c);

@@ -83,6 +83,7 @@ struct Model {
   int opt_cone = 0;                                   // 0 pyramidal, 1 elliptic
   int opt_iterations = 100;                           // solver iterations
   double opt_tolerance = 1e-8;                        // solver tolerance
+  double opt_impratio = 1;                            // frictional-to-normal impedance ratio
   int opt_disableflags = 0;                           // DisableBit mask
 
   // bodies

@@ -244,12 +244,14 @@ class Compiler {
     }
     if (o.iterations < 0) fail(where, "iterations must be >= 0");
     if (!(o.tolerance >= 0)) fail(where, "tolerance must be >= 0");
+    if (!(o.impratio > 0)) fail(where, "impratio must be > 0");
     m_.opt_timestep = o.timestep;
     m_.opt_gravity = o.gravity;
     m_.opt_integrator = o.integrator;
     m_.opt_cone = o.cone;
     m_.opt_iterations = o.iterations;
     m_.opt_tolerance = o.tolerance;
+    m_.opt_impratio = o.impratio;
     m_.opt_disableflags = o.disableflags;
   }
 

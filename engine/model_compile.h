@@ -159,6 +159,7 @@ struct OptionSpec {
   int cone = 0;  // 0 pyramidal, 1 elliptic
   int iterations = 100;
   double tolerance = 1e-8;
+  double impratio = 1;
   int disableflags = 0;
 };
 

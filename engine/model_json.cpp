@@ -345,7 +345,7 @@ class JsonParser {
 
   void option(const json& j, const std::string& at) {
     object(j, at);
-    keys(j, at, {"timestep", "gravity", "integrator", "cone", "iterations", "tolerance", "flags"});
+    keys(j, at, {"timestep", "gravity", "integrator", "cone", "iterations", "tolerance", "impratio", "flags"});
     OptionSpec& o = spec_.option;
     read_number(j, "timestep", at, &o.timestep);
     read_array(j, "gravity", at, &o.gravity);
@@ -357,6 +357,7 @@ class JsonParser {
     if (j.contains("cone")) o.cone = choice(j["cone"], at + ".cone", {"pyramidal", "elliptic"});
     read_int(j, "iterations", at, &o.iterations);
     read_number(j, "tolerance", at, &o.tolerance);
+    read_number(j, "impratio", at, &o.impratio);
     if (j.contains("flags")) {
       const json& f = j["flags"];
       const std::string fat = at + ".flags";

@@ -7,26 +7,41 @@
 // points into any copy of them, e.g. the same two blocks uploaded to a device.
 #pragma once
 
+#include <algorithm>
+#include <array>
 #include <string>
 #include <vector>
 
+#include "engine/collision.h"
 #include "engine/core.h"
 #include "engine/errors.h"
 #include "engine/model.h"
+#include "engine/model_constants.h"
 
 namespace phydream {
+
+/// The smallest friction coefficient of a contact (MuJoCo's mjMINMU).
+constexpr double kMinFriction = 1e-5;
 
 /// Read-only view of a Model in Scalar; shapes as in engine/model.h.
 template <class S>
 struct ModelView {
   // sizes
-  int nq, nv, nu, nbody, njnt;
+  int nq, nv, nu, nbody, njnt, ngeom;
+  int ncand;              // collision candidates: geom pairs that may touch (0: contacts off)
+  int ncon_max;           // contacts the candidates can make at most
+  int nefc_max;           // constraint rows at most (0: the model is constraint-free)
 
   // options
   S timestep;             // s
   S gravity[3];           // m/s^2
   int integrator;         // ModelIntegrator
   int disableflags;       // DisableBit mask
+  int cone;               // 0 pyramidal, 1 elliptic
+  int iterations;         // solver iteration cap
+  S tolerance;            // solver tolerance (on the scaled improvement and gradient)
+  S impratio;             // ratio of frictional to normal impedance
+  S meaninertia;          // mean diagonal of M at qpos0: the solver's scale (MuJoCo's stat)
 
   // bodies
   const int* body_parentid;    // parent body, parent id < child id (nbody)
@@ -60,6 +75,36 @@ struct ModelView {
   const int* dof_parentid;     // parent dof < dof, -1 at a root (nv)
   const S* dof_armature;       // (nv)
   const S* dof_damping;        // (nv)
+  const S* dof_frictionloss;   // (nv)
+  const S* dof_solref;         // friction loss solref (nv x 2)
+  const S* dof_solimp;         // friction loss solimp (nv x 5)
+  const S* dof_invweight0;     // inverse inertia of the dof at qpos0 (nv)
+  const S* body_invweight0;    // mean inverse translational, rotational inertia at qpos0 (nbody x 2)
+
+  // joint limits
+  const int* jnt_limited;      // (njnt)
+  const S* jnt_range;          // (njnt x 2)
+  const S* jnt_margin;         // (njnt)
+  const S* jnt_solref;         // (njnt x 2)
+  const S* jnt_solimp;         // (njnt x 5)
+
+  // geoms
+  const int* geom_type;        // GeomType (ngeom)
+  const int* geom_bodyid;      // (ngeom)
+  const S* geom_pos;           // (ngeom x 3)
+  const S* geom_quat;          // (ngeom x 4)
+  const S* geom_size;          // (ngeom x 3)
+
+  // collision candidates (engine/collision.h collision_candidates), with the contact parameters
+  // mixed from their geoms' as MuJoCo's mj_collideGeoms does (same priority, solmix 1)
+  const int* cand_geom1;       // lower geom type first (ncand)
+  const int* cand_geom2;       // (ncand)
+  const int* cand_condim;      // 1 or 3 (ncand)
+  const S* cand_friction;      // sliding, sliding, torsional, rolling, rolling (ncand x 5)
+  const S* cand_solref;        // (ncand x 2)
+  const S* cand_solimp;        // (ncand x 5)
+  const S* cand_margin;        // detection margin (ncand)
+  const S* cand_gap;           // inclusion gap: rows only below margin - gap (ncand)
 
   // actuators: motors on hinge and slide joints
   const int* actuator_trnid;        // joint (nu)
@@ -74,8 +119,10 @@ struct ModelView {
 template <class S>
 class ModelArrays {
  public:
-  /// Validates `m` (throws InputError naming m.source and the field) and converts it.
-  explicit ModelArrays(const Model& m) {
+  /// Validates `m` (throws InputError naming m.source and the field) and converts it. With
+  /// `smooth_only`, the constraint part is left empty (nefc_max = 0) and the constants that need
+  /// the dynamics (invweight0, meaninertia) are zero: what model_constants() itself runs on.
+  explicit ModelArrays(const Model& m, bool smooth_only = false) {
     validate(m);
 
     // sizes and options, copied into every view
@@ -85,10 +132,77 @@ class ModelArrays {
     head_.nu = m.nu;
     head_.nbody = m.nbody;
     head_.njnt = m.njnt;
+    head_.ngeom = m.ngeom;
     head_.timestep = S(m.opt_timestep);
     for (int k = 0; k < 3; ++k) head_.gravity[k] = S(m.opt_gravity[k]);
     head_.integrator = static_cast<int>(m.opt_integrator);
     head_.disableflags = m.opt_disableflags;
+    head_.cone = m.opt_cone;
+    head_.iterations = m.opt_iterations;
+    head_.tolerance = S(m.opt_tolerance);
+    head_.impratio = S(m.opt_impratio);
+
+    // constants of the constraint model (MuJoCo's mj_setConst), computed at qpos0 in double
+    ModelConstants constants;
+    if (!smooth_only) constants = model_constants(m);
+    head_.meaninertia = S(constants.meaninertia);
+    constants.body_invweight0.resize(2 * m.nbody, 0.0);
+    constants.dof_invweight0.resize(m.nv, 0.0);
+
+    // the constraint rows the model can make: friction loss, limits, contacts
+    const bool constraints = !smooth_only && !(m.opt_disableflags & kDisableConstraint);
+    int nefc = 0;
+    if (constraints && !(m.opt_disableflags & kDisableFrictionloss)) {
+      for (int i = 0; i < m.nv; ++i) nefc += m.dof_frictionloss[i] > 0;
+    }
+    if (constraints && !(m.opt_disableflags & kDisableLimit)) {
+      for (int j = 0; j < m.njnt; ++j) {
+        if (!m.jnt_limited[j]) continue;
+        const int type = m.jnt_type[j];
+        nefc += type == static_cast<int>(JointType::ball) ? 1 : type == static_cast<int>(JointType::free) ? 0 : 2;
+      }
+    }
+    std::vector<std::array<int, 2>> cand;
+    if (constraints && !(m.opt_disableflags & kDisableContact)) cand = collision_candidates(m);
+    std::vector<int> cand_geom1, cand_geom2, cand_condim;
+    std::vector<double> cand_friction, cand_solref, cand_solimp, cand_margin, cand_gap;
+    int ncon = 0;
+    for (const auto& pair : cand) {
+      const int g1 = pair[0], g2 = pair[1];
+      const int condim = std::max(m.geom_condim[g1], m.geom_condim[g2]);
+      const int ncontacts = max_contacts(m.geom_type[g1], m.geom_type[g2]);
+      cand_geom1.push_back(g1);
+      cand_geom2.push_back(g2);
+      cand_condim.push_back(condim);
+      // friction: the larger of each; solref, solimp: the mean (solmix 1 on both geoms), or the
+      // smaller of each when either solref is in the direct (negative) form; margin: the larger
+      double fr[3];
+      for (int k = 0; k < 3; ++k) fr[k] = std::max(kMinFriction, std::max(m.geom_friction[3 * g1 + k], m.geom_friction[3 * g2 + k]));
+      for (double f : {fr[0], fr[0], fr[1], fr[2], fr[2]}) cand_friction.push_back(f);
+      const double* r1 = &m.geom_solref[2 * g1];
+      const double* r2 = &m.geom_solref[2 * g2];
+      for (int k = 0; k < 2; ++k) {
+        cand_solref.push_back(r1[0] > 0 && r2[0] > 0 ? 0.5 * r1[k] + 0.5 * r2[k] : std::min(r1[k], r2[k]));
+      }
+      for (int k = 0; k < 5; ++k) {
+        cand_solimp.push_back(0.5 * m.geom_solimp[5 * g1 + k] + 0.5 * m.geom_solimp[5 * g2 + k]);
+      }
+      cand_margin.push_back(std::max(m.geom_margin[g1], m.geom_margin[g2]));
+      cand_gap.push_back(0.0);
+      ncon += ncontacts;
+      const int rows = condim == 1 ? 1 : (m.opt_cone == 0 ? 2 * (condim - 1) : condim);
+      nefc += ncontacts * rows;
+    }
+    head_.ncand = static_cast<int>(cand.size());
+    head_.ncon_max = ncon;
+    head_.nefc_max = nefc;
+
+    // friction loss rows take MuJoCo's default solref/solimp (no solreffriction in the loaders)
+    std::vector<double> dof_solref, dof_solimp;
+    for (int i = 0; i < m.nv; ++i) {
+      for (double x : {0.02, 1.0}) dof_solref.push_back(x);
+      for (double x : {0.9, 0.95, 0.001, 0.5, 2.0}) dof_solimp.push_back(x);
+    }
 
     // body_rootid and body_subtreemass, derived once like MuJoCo's mjModel fields of those names
     std::vector<int> rootid(m.nbody, 0);
@@ -124,6 +238,29 @@ class ModelArrays {
     add(&off_.dof_parentid, m.dof_parentid);
     add(&off_.dof_armature, m.dof_armature);
     add(&off_.dof_damping, m.dof_damping);
+    add(&off_.dof_frictionloss, m.dof_frictionloss);
+    add(&off_.dof_solref, dof_solref);
+    add(&off_.dof_solimp, dof_solimp);
+    add(&off_.dof_invweight0, constants.dof_invweight0);
+    add(&off_.body_invweight0, constants.body_invweight0);
+    add(&off_.jnt_limited, m.jnt_limited);
+    add(&off_.jnt_range, m.jnt_range);
+    add(&off_.jnt_margin, m.jnt_margin);
+    add(&off_.jnt_solref, m.jnt_solref);
+    add(&off_.jnt_solimp, m.jnt_solimp);
+    add(&off_.geom_type, m.geom_type);
+    add(&off_.geom_bodyid, m.geom_bodyid);
+    add(&off_.geom_pos, m.geom_pos);
+    add(&off_.geom_quat, m.geom_quat);
+    add(&off_.geom_size, m.geom_size);
+    add(&off_.cand_geom1, cand_geom1);
+    add(&off_.cand_geom2, cand_geom2);
+    add(&off_.cand_condim, cand_condim);
+    add(&off_.cand_friction, cand_friction);
+    add(&off_.cand_solref, cand_solref);
+    add(&off_.cand_solimp, cand_solimp);
+    add(&off_.cand_margin, cand_margin);
+    add(&off_.cand_gap, cand_gap);
     add(&off_.actuator_trnid, m.actuator_trnid);
     add(&off_.actuator_ctrllimited, m.actuator_ctrllimited);
     add(&off_.actuator_gear, m.actuator_gear);
@@ -163,6 +300,29 @@ class ModelArrays {
     v.dof_parentid = ints + off_.dof_parentid;
     v.dof_armature = reals + off_.dof_armature;
     v.dof_damping = reals + off_.dof_damping;
+    v.dof_frictionloss = reals + off_.dof_frictionloss;
+    v.dof_solref = reals + off_.dof_solref;
+    v.dof_solimp = reals + off_.dof_solimp;
+    v.dof_invweight0 = reals + off_.dof_invweight0;
+    v.body_invweight0 = reals + off_.body_invweight0;
+    v.jnt_limited = ints + off_.jnt_limited;
+    v.jnt_range = reals + off_.jnt_range;
+    v.jnt_margin = reals + off_.jnt_margin;
+    v.jnt_solref = reals + off_.jnt_solref;
+    v.jnt_solimp = reals + off_.jnt_solimp;
+    v.geom_type = ints + off_.geom_type;
+    v.geom_bodyid = ints + off_.geom_bodyid;
+    v.geom_pos = reals + off_.geom_pos;
+    v.geom_quat = reals + off_.geom_quat;
+    v.geom_size = reals + off_.geom_size;
+    v.cand_geom1 = ints + off_.cand_geom1;
+    v.cand_geom2 = ints + off_.cand_geom2;
+    v.cand_condim = ints + off_.cand_condim;
+    v.cand_friction = reals + off_.cand_friction;
+    v.cand_solref = reals + off_.cand_solref;
+    v.cand_solimp = reals + off_.cand_solimp;
+    v.cand_margin = reals + off_.cand_margin;
+    v.cand_gap = reals + off_.cand_gap;
     v.actuator_trnid = ints + off_.actuator_trnid;
     v.actuator_ctrllimited = ints + off_.actuator_ctrllimited;
     v.actuator_gear = reals + off_.actuator_gear;
@@ -180,6 +340,10 @@ class ModelArrays {
     int jnt_type, jnt_bodyid, jnt_qposadr, jnt_dofadr, jnt_pos, jnt_axis, jnt_stiffness;
     int qpos0, qpos_spring;
     int dof_bodyid, dof_jntid, dof_parentid, dof_armature, dof_damping;
+    int dof_frictionloss, dof_solref, dof_solimp, dof_invweight0, body_invweight0;
+    int jnt_limited, jnt_range, jnt_margin, jnt_solref, jnt_solimp;
+    int geom_type, geom_bodyid, geom_pos, geom_quat, geom_size;
+    int cand_geom1, cand_geom2, cand_condim, cand_friction, cand_solref, cand_solimp, cand_margin, cand_gap;
     int actuator_trnid, actuator_ctrllimited, actuator_gear, actuator_ctrlrange;
   };
 
@@ -235,6 +399,36 @@ class ModelArrays {
     check_size(m.dof_parentid, m.nv, m, "dof_parentid");
     check_size(m.dof_armature, m.nv, m, "dof_armature");
     check_size(m.dof_damping, m.nv, m, "dof_damping");
+    check_size(m.dof_frictionloss, m.nv, m, "dof_frictionloss");
+    check_size(m.jnt_limited, m.njnt, m, "jnt_limited");
+    check_size(m.jnt_range, 2 * m.njnt, m, "jnt_range");
+    check_size(m.jnt_margin, m.njnt, m, "jnt_margin");
+    check_size(m.jnt_solref, 2 * m.njnt, m, "jnt_solref");
+    check_size(m.jnt_solimp, 5 * m.njnt, m, "jnt_solimp");
+    check(m.ngeom >= 0, m, "ngeom must be non-negative");
+    check_size(m.geom_type, m.ngeom, m, "geom_type");
+    check_size(m.geom_bodyid, m.ngeom, m, "geom_bodyid");
+    check_size(m.geom_contype, m.ngeom, m, "geom_contype");
+    check_size(m.geom_conaffinity, m.ngeom, m, "geom_conaffinity");
+    check_size(m.geom_condim, m.ngeom, m, "geom_condim");
+    check_size(m.geom_pos, 3 * m.ngeom, m, "geom_pos");
+    check_size(m.geom_quat, 4 * m.ngeom, m, "geom_quat");
+    check_size(m.geom_size, 3 * m.ngeom, m, "geom_size");
+    check_size(m.geom_friction, 3 * m.ngeom, m, "geom_friction");
+    check_size(m.geom_solref, 2 * m.ngeom, m, "geom_solref");
+    check_size(m.geom_solimp, 5 * m.ngeom, m, "geom_solimp");
+    check_size(m.geom_margin, m.ngeom, m, "geom_margin");
+    for (int g = 0; g < m.ngeom; ++g) {
+      check(m.geom_bodyid[g] >= 0 && m.geom_bodyid[g] < m.nbody, m,
+            "geom_bodyid[" + std::to_string(g) + "] out of range");
+      check(m.geom_condim[g] == 1 || m.geom_condim[g] == 3, m,
+            "geom " + std::to_string(g) + ": condim must be 1 (frictionless) or 3 (sliding friction); " +
+                std::to_string(m.geom_condim[g]) + " is not supported");
+    }
+    check(m.opt_cone == 0 || m.opt_cone == 1, m, "opt_cone must be pyramidal (0) or elliptic (1)");
+    check(m.opt_iterations >= 0, m, "opt_iterations must be non-negative");
+    check(m.opt_tolerance >= 0, m, "opt_tolerance must be non-negative");
+    check(m.opt_impratio > 0, m, "opt_impratio must be positive");
     check_size(m.actuator_trnid, m.nu, m, "actuator_trnid");
     check_size(m.actuator_gear, m.nu, m, "actuator_gear");
     check_size(m.actuator_ctrllimited, m.nu, m, "actuator_ctrllimited");

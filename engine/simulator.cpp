@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "engine/articulated.h"
 #include "engine/errors.h"
 #include "engine/rollout.h"
 
@@ -43,6 +44,12 @@ void Simulator<S>::step(std::int64_t batch, const S* x, const S* u, S* x_next) {
   if (batch > 0) engine_->step(batch, x, u, x_next);
 }
 
+// derivatives of articulated models with constraints: forward mode only (engine/articulated.h)
+static void check_gradients(const Model* model, bool reverse) {
+  if (model == nullptr) return;
+  if (const std::string why = gradient_restriction(*model, reverse); !why.empty()) throw InputError(why);
+}
+
 template <class S>
 void Simulator<S>::step_jvp(std::int64_t batch, const S* x, const S* u, const S* dx,
                             const S* du, S* x_next, S* dx_next) {
@@ -51,6 +58,7 @@ void Simulator<S>::step_jvp(std::int64_t batch, const S* x, const S* u, const S*
                            {"du", du}, {"x_next", x_next}, {"dx_next", dx_next}}) {
     check_ptr("step_jvp", name, ptr, batch);
   }
+  check_gradients(model(), false);
   if (batch > 0) engine_->step_jvp(batch, x, u, dx, du, x_next, dx_next);
 }
 
@@ -62,6 +70,7 @@ void Simulator<S>::step_vjp(std::int64_t batch, const S* x, const S* u, S* gx, S
                            {"gu", gu}, {"g_next", g_next}}) {
     check_ptr("step_vjp", name, ptr, batch);
   }
+  check_gradients(model(), true);
   if (batch > 0) engine_->step_vjp(batch, x, u, gx, gu, g_next);
 }
 
@@ -72,6 +81,11 @@ void Simulator<S>::jacobian(std::int64_t batch, const S* x, const S* u, S* x_nex
   for (auto [name, ptr] : {std::pair<const char*, const void*>{"x", x}, {"u", u},
                            {"jac_x", jac_x}, {"jac_u", jac_u}}) {
     check_ptr("jacobian", name, ptr, batch);
+  }
+  check_gradients(model(), mode == JacobianMode::reverse);
+  // with constraints, the analytic route is the forward sweep through the IFT derivatives
+  if (mode == JacobianMode::analytic && model() != nullptr && !constraint_features(*model()).empty()) {
+    mode = JacobianMode::forward;
   }
   if (batch > 0) engine_->jacobian(batch, x, u, x_next, jac_x, jac_u, mode);
 }
@@ -119,6 +133,7 @@ void Simulator<S>::rollout_vjp(std::int64_t batch, std::int64_t horizon, const S
     throw InputError("Simulator::rollout_vjp: checkpoint_interval must be >= 0, got " +
                      std::to_string(checkpoint_interval));
   }
+  check_gradients(model(), true);
   if (checkpoint_interval == 0) checkpoint_interval = default_checkpoint_interval(horizon);
   if (batch > 0) {
     engine_->rollout_vjp(batch, horizon, x0, actions, states, gx0, g_actions, g_states, g_final,

@@ -34,6 +34,7 @@
 // along with it, one primal pass.
 #pragma once
 
+#include "engine/constraint_jvp.h"
 #include "engine/forward.h"
 #include "engine/small_vec.h"
 
@@ -691,6 +692,7 @@ PHYDREAM_HD_STAGE void forward_jvp(const ModelView<S>& m, const Data<S>& d, cons
   rne_jvp(m, d, t);
   actuation_jvp(m, d, t);
   acceleration_jvp(m, d, t);
+  constraints_jvp(m, d, t);
 }
 
 // =============================================================================================
@@ -734,8 +736,8 @@ PHYDREAM_HD_STAGE void integrate_pos_jvp(const ModelView<S>& m, const S* qpos, c
   }
 }
 
-/// Tangent of euler_acceleration: t.qacc_euler = H^-1 (dqfrc_smooth - dM qacc_euler) with
-/// H = M + h diag(damping) when some dof is damped, else t.qacc.
+/// Tangent of euler_acceleration: t.qacc_euler = H^-1 (dqfrc_smooth + dqfrc_constraint - dM
+/// qacc_euler) with H = M + h diag(damping) when some dof is damped, else t.qacc.
 template <class S, class T>
 PHYDREAM_HD_STAGE void euler_acceleration_jvp(const ModelView<S>& m, const Data<S>& d, const Data<T>& t) {
   const int nv = m.nv;
@@ -745,6 +747,9 @@ PHYDREAM_HD_STAGE void euler_acceleration_jvp(const ModelView<S>& m, const Data<
   }
   detail::tree_mul_tangent(m, t.qM, d.qacc_euler, t.qacc_euler);
   for (int i = 0; i < nv; ++i) t.qacc_euler[i] = t.qfrc_smooth[i] - t.qacc_euler[i];
+  if (m.nefc_max > 0) {
+    for (int i = 0; i < nv; ++i) t.qacc_euler[i] += t.qfrc_constraint[i];
+  }
   solve_ltdl(m, d.qH, d.qHDiagInv, t.qacc_euler);
 }
 

@@ -82,6 +82,9 @@ class Builder {
     const double n = std::sqrt(axis[0] * axis[0] + axis[1] * axis[1] + axis[2] * axis[2]);
     for (double v : axis) m_.jnt_axis.push_back(v / n);
     m_.jnt_limited.push_back(0);
+    m_.jnt_margin.push_back(0);
+    m_.jnt_solref.insert(m_.jnt_solref.end(), {0.02, 1.0});
+    m_.jnt_solimp.insert(m_.jnt_solimp.end(), {0.9, 0.95, 0.001, 0.5, 2.0});
     m_.jnt_range.insert(m_.jnt_range.end(), {0.0, 0.0});
     m_.jnt_stiffness.push_back(stiffness);
     m_.jnt_name.push_back("joint" + std::to_string(j));

@@ -122,6 +122,7 @@ void expect_matches_mujoco(const Model& a, const mjModel* m) {
   EXPECT_EQ(a.opt_cone, m->opt.cone);
   EXPECT_EQ(a.opt_iterations, m->opt.iterations);
   EXPECT_EQ(a.opt_tolerance, m->opt.tolerance);
+  EXPECT_EQ(a.opt_impratio, m->opt.impratio);
   EXPECT_EQ(a.opt_disableflags, m->opt.disableflags);
   EXPECT_EQ(m->opt.enableflags, 0);
 

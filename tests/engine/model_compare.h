@@ -66,6 +66,7 @@ inline void expect_same_model(const Model& a, const Model& b, double tol = 1e-12
   EXPECT_EQ(a.opt_cone, b.opt_cone);
   EXPECT_EQ(a.opt_iterations, b.opt_iterations);
   EXPECT_EQ(a.opt_tolerance, b.opt_tolerance);
+  EXPECT_EQ(a.opt_impratio, b.opt_impratio);
   EXPECT_EQ(a.opt_disableflags, b.opt_disableflags);
 
   expect_equal("body_parentid", a.body_parentid, b.body_parentid);

@@ -129,7 +129,8 @@ const char* kFinger = R"json({
       {"name": "proximal", "pos": [-0.2, 0, 0.4], "childclass": "finger",
        "joints": [{"name": "proximal", "range": [-1.9198621771937625, 1.9198621771937625], "ref": -1.5707963267948966}],
        "geoms": [
-         {"name": "proximal_decoration", "type": "cylinder", "fromto": [0, -0.033, 0, 0, 0.033, 0], "size": [0.034]},
+         {"name": "proximal_decoration", "type": "cylinder", "fromto": [0, -0.033, 0, 0, 0.033, 0], "size": [0.034],
+          "contype": 0, "conaffinity": 0},
          {"name": "proximal", "type": "capsule", "size": [0.03], "fromto": [0, 0, 0, 0, 0, -0.17]}
        ],
        "bodies": [
@@ -146,7 +147,8 @@ const char* kFinger = R"json({
        "geoms": [
          {"name": "cap1", "type": "capsule", "size": [0.04, 0.09], "pos": [0.02, 0, 0]},
          {"name": "cap2", "type": "capsule", "size": [0.04, 0.09], "pos": [-0.02, 0, 0]},
-         {"name": "spinner_decoration", "type": "cylinder", "fromto": [0, -0.045, 0, 0, 0.045, 0], "size": [0.02]}
+         {"name": "spinner_decoration", "type": "cylinder", "fromto": [0, -0.045, 0, 0, 0.045, 0], "size": [0.02],
+          "contype": 0, "conaffinity": 0}
        ],
        "sites": [{"name": "tip", "type": "sphere", "size": [0.02], "pos": [0, 0, 0.13]}]}
     ]

@@ -82,6 +82,21 @@ inline Model model_from_mujoco(const mjModel* m, const std::string& source = "mu
   require(m->na == 0, "actuator activations");
   require(m->opt.density == 0 && m->opt.viscosity == 0, "fluid forces (density, viscosity)");
   require(m->opt.integrator == mjINT_EULER || m->opt.integrator == mjINT_RK4, "the implicit integrator");
+  // the constraint model PhyDream follows: Newton solver, dense, geom-mixed contact parameters
+  require(m->opt.solver == mjSOL_NEWTON, "solvers other than Newton");
+  require(m->opt.noslip_iterations == 0, "the noslip solver");
+  require(!(m->opt.enableflags & mjENBL_OVERRIDE), "contact parameter override");
+  require(m->npair == 0 && m->nexclude == 0, "explicit contact pairs and excludes");
+  for (int g = 0; g < m->ngeom; ++g) {
+    require(m->geom_priority[g] == 0 && m->geom_solmix[g] == 1 && m->geom_gap[g] == 0,
+            "geom priority, solmix or gap other than the defaults");
+  }
+  for (int i = 0; i < m->nv; ++i) {
+    require(m->dof_solref[2 * i] == 0.02 && m->dof_solref[2 * i + 1] == 1 && m->dof_solimp[5 * i] == 0.9 &&
+                m->dof_solimp[5 * i + 1] == 0.95 && m->dof_solimp[5 * i + 2] == 0.001 &&
+                m->dof_solimp[5 * i + 3] == 0.5 && m->dof_solimp[5 * i + 4] == 2,
+            "friction loss solref/solimp other than the defaults");
+  }
   for (int a = 0; a < m->nu; ++a) {
     require(m->actuator_trntype[a] == mjTRN_JOINT, "actuator transmission other than a joint");
     require(m->actuator_dyntype[a] == mjDYN_NONE, "actuator dynamics");
@@ -108,6 +123,7 @@ inline Model model_from_mujoco(const mjModel* m, const std::string& source = "mu
   r.opt_cone = m->opt.cone;
   r.opt_iterations = m->opt.iterations;
   r.opt_tolerance = m->opt.tolerance;
+  r.opt_impratio = m->opt.impratio;
   r.opt_disableflags = m->opt.disableflags;
 
   const int nb = m->nbody;
@@ -134,6 +150,9 @@ inline Model model_from_mujoco(const mjModel* m, const std::string& source = "mu
   r.jnt_limited = to_ints(m->jnt_limited, nj);
   r.jnt_range = to_doubles(m->jnt_range, 2 * nj);
   r.jnt_stiffness = to_doubles(m->jnt_stiffness, nj);
+  r.jnt_margin = to_doubles(m->jnt_margin, nj);
+  r.jnt_solref = to_doubles(m->jnt_solref, mjNREF * nj);
+  r.jnt_solimp = to_doubles(m->jnt_solimp, mjNIMP * nj);
   for (int j = 0; j < nj; ++j) r.jnt_name.push_back(mujoco_detail::mj_name(m, m->name_jntadr[j]));
   r.qpos0 = to_doubles(m->qpos0, m->nq);
   r.qpos_spring = to_doubles(m->qpos_spring, m->nq);

@@ -79,6 +79,9 @@ class ModelBuilder {
     append(m_.jnt_pos, pos);
     append(m_.jnt_axis, axis);
     m_.jnt_limited.push_back(0);
+    m_.jnt_margin.push_back(0);
+    m_.jnt_solref.insert(m_.jnt_solref.end(), {0.02, 1.0});
+    m_.jnt_solimp.insert(m_.jnt_solimp.end(), {0.9, 0.95, 0.001, 0.5, 2.0});
     m_.jnt_range.insert(m_.jnt_range.end(), {0, 0});
     m_.jnt_stiffness.push_back(stiffness);
     m_.jnt_name.push_back("joint" + std::to_string(m_.njnt));

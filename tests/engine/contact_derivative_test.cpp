@@ -1,0 +1,222 @@
+// Jacobians of a step with soft contact, limits and friction loss by the implicit function
+// theorem (engine/constraint_jvp.h, through step_jvp and step_jacobian_jvp), float64:
+//   - against central differences of step() in tangent coordinates, at states in contact where
+//     no row changes state within the difference's reach (checked: two step sizes agree);
+//   - K = 1 and K = 8 directions per sweep give the same Jacobian;
+//   - the primal inside the derivative equals step() bit for bit.
+// The solver runs to machine precision here (tolerance 0, so it stops when the line search
+// stalls), so that finite differences of the solution are meaningful.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "engine/articulated_jacobian.h"
+#include "engine/articulated_ops.h"
+#include "engine/data.h"
+#include "engine/forward.h"
+#include "engine/mjcf.h"
+#include "engine/model_json.h"
+#include "engine/model_view.h"
+#include "engine/step_jvp.h"
+
+namespace phydream {
+namespace {
+
+std::string asset_path(const std::string& name) {
+  return std::string(PHYDREAM_SOURCE_DIR) + "/assets/" + name + ".xml";
+}
+
+struct Fixture {
+  Model model;
+  std::unique_ptr<ModelArrays<double>> arrays;
+  ModelView<double> m{};
+  std::vector<double> ws;
+  std::vector<Vec<double, 8>> tws8;
+  std::vector<Vec<double, 1>> tws1;
+
+  explicit Fixture(Model mdl) : model(std::move(mdl)) {
+    model.opt_tolerance = 0;  // iterate to machine precision
+    arrays = std::make_unique<ModelArrays<double>>(model);
+    m = arrays->view();
+    const ArticulatedWorkspaceSizes sz = articulated_workspace_sizes(m);
+    ws.assign(sz.scalars, 0.0);
+    tws8.assign(sz.tangents, Vec<double, 8>::zero());
+    tws1.assign(sz.tangents * 8, Vec<double, 1>::zero());
+  }
+  int nx() const { return m.nq + m.nv; }
+  int ndx() const { return 2 * m.nv; }
+
+  std::vector<double> next(const std::vector<double>& x, const std::vector<double>& u) {
+    std::vector<double> y(nx());
+    articulated_step(m, ws.data(), x.data(), u.data(), y.data());
+    return y;
+  }
+  int ncon_at(const std::vector<double>& x, const std::vector<double>& u) {
+    next(x, u);
+    return static_cast<int>(data_at(data_layout(m), ws.data()).nefc[0]);
+  }
+  void ift(const std::vector<double>& x, const std::vector<double>& u, std::vector<double>* A,
+           std::vector<double>* B, std::vector<double>* y, int k) {
+    A->assign(ndx() * ndx(), 0.0);
+    B->assign(ndx() * m.nu, 0.0);
+    y->assign(nx(), 0.0);
+    if (k == 8) {
+      step_jacobian_jvp<double, 8>(m, ws.data(), tws8.data(), x.data(), u.data(), y->data(), A->data(), B->data());
+    } else {
+      step_jacobian_jvp<double, 1>(m, ws.data(), tws1.data(), x.data(), u.data(), y->data(), A->data(), B->data());
+    }
+  }
+  void fd(const std::vector<double>& x, const std::vector<double>& u, double eps, std::vector<double>* A,
+          std::vector<double>* B) {
+    A->assign(ndx() * ndx(), 0.0);
+    B->assign(ndx() * m.nu, 0.0);
+    articulated_jacobian_fd(m, ws.data(), x.data(), u.data(), eps, A->data(), B->data());
+  }
+};
+
+double rel_error(const std::vector<double>& a, const std::vector<double>& b) {
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    num = std::max(num, std::abs(a[i] - b[i]));
+    den = std::max(den, std::abs(b[i]));
+  }
+  return num / std::max(den, 1e-300);
+}
+
+struct Case {
+  std::string name;
+  std::vector<double> qpos, qvel;  // a state in contact
+};
+
+// runs the model from (qpos, qvel) under zero control until it has rows, then `extra` steps
+bool settle_into_contact(Fixture& f, std::vector<double>* x, int extra) {
+  std::vector<double> u(f.m.nu, 0.0);
+  for (int t = 0; t < 3000; ++t) {
+    if (f.ncon_at(*x, u) > 0) {
+      for (int k = 0; k < extra; ++k) *x = f.next(*x, u);
+      return f.ncon_at(*x, u) > 0;
+    }
+    *x = f.next(*x, u);
+  }
+  return false;
+}
+
+TEST(ContactJacobian, IftMatchesCentralDifferences) {
+  struct Spec {
+    const char* asset;
+    std::vector<double> qpos;  // empty: the first keyframe
+    std::vector<double> qvel;
+    int extra;
+  };
+  const std::vector<Spec> specs = {
+      {"bounce", {}, {}, 3},
+      {"bounce_wall", {}, {}, 3},
+      {"two_balls", {}, {}, 2},
+      {"finger", {-0.12, 0.0, 0.0}, {0.5, 0.0, 0.0}, 2},
+      {"half_cheetah", {}, {}, 40},
+  };
+  int checked = 0;
+  for (const Spec& s : specs) {
+    SCOPED_TRACE(s.asset);
+    Fixture f(load_model(asset_path(s.asset)));
+    std::vector<double> x(f.nx(), 0.0);
+    for (int i = 0; i < f.m.nq; ++i) x[i] = f.model.qpos0[i];
+    if (!s.qpos.empty()) {
+      std::copy(s.qpos.begin(), s.qpos.end(), x.begin());
+      std::copy(s.qvel.begin(), s.qvel.end(), x.begin() + f.m.nq);
+    } else if (f.model.nkey > 0) {
+      std::copy(f.model.key_qpos.begin(), f.model.key_qpos.begin() + f.m.nq, x.begin());
+      std::copy(f.model.key_qvel.begin(), f.model.key_qvel.begin() + f.m.nv, x.begin() + f.m.nq);
+    }
+    ASSERT_TRUE(settle_into_contact(f, &x, s.extra));
+    std::mt19937 rng(7);
+    std::uniform_real_distribution<double> unit(-0.5, 0.5);
+    std::vector<double> u(f.m.nu);
+    for (double& a : u) a = unit(rng);
+
+    std::vector<double> A, B, y, A1, B1, y1, Af, Bf, Af2, Bf2;
+    f.ift(x, u, &A, &B, &y, 8);
+    f.ift(x, u, &A1, &B1, &y1, 1);
+    EXPECT_EQ(y, f.next(x, u)) << "the primal of the derivative differs from step()";
+    EXPECT_LE(rel_error(A1, A), 1e-13);
+    EXPECT_LE(rel_error(B1, B), 1e-13);
+    f.fd(x, u, 1e-6, &Af, &Bf);
+    f.fd(x, u, 5e-7, &Af2, &Bf2);
+    const double fd_consistency = std::max(rel_error(Af2, Af), B.empty() ? 0.0 : rel_error(Bf2, Bf));
+    const double ea = rel_error(A, Af), eb = B.empty() ? 0.0 : rel_error(B, Bf);
+    std::printf("%-14s rows %d: IFT vs central FD: A %.2e, B %.2e (FD step halving %.2e)\n", s.asset,
+                f.ncon_at(x, u), ea, eb, fd_consistency);
+    ASSERT_LE(fd_consistency, 1e-6) << "the state is too close to an active-set switch";
+    EXPECT_LE(ea, 1e-6);
+    EXPECT_LE(eb, 1e-6);
+    ++checked;
+  }
+  EXPECT_EQ(checked, static_cast<int>(specs.size()));
+}
+
+// random states of the pile under both cones: every state far enough from a switch is checked
+TEST(ContactJacobian, IftMatchesCentralDifferencesOnRandomContactStates) {
+  for (const char* cone : {"pyramidal", "elliptic"}) {
+    SCOPED_TRACE(cone);
+    const std::string xml = std::string(R"(
+<mujoco model="drop">
+  <option timestep="0.002" cone=")") + cone + R"("/>
+  <default>
+    <geom contype="2" conaffinity="1"/>
+  </default>
+  <worldbody>
+    <geom name="floor" type="plane" size="5 5 0.1" friction="0.8 0.01 0.001" contype="1" conaffinity="2"/>
+    <body name="box" pos="0 0 0.12" euler="10 20 30">
+      <freejoint/>
+      <geom type="box" size="0.1 0.08 0.05" density="500"/>
+    </body>
+    <body name="arm" pos="0.5 0 0.3">
+      <joint name="shoulder" type="hinge" axis="0 1 0" limited="true" range="-30 45"
+             frictionloss="0.05" damping="0.1"/>
+      <geom type="capsule" fromto="0 0 0 0.3 0 0" size="0.04"/>
+    </body>
+  </worldbody>
+  <actuator>
+    <motor joint="shoulder" gear="2" ctrllimited="true" ctrlrange="-1 1"/>
+  </actuator>
+</mujoco>)";
+    Fixture f(load_mjcf_string(xml, "drop.xml"));
+    std::mt19937 rng(11);
+    std::uniform_real_distribution<double> unit(-1, 1);
+    int checked = 0, skipped = 0;
+    double worst = 0;
+    for (int trial = 0; trial < 20; ++trial) {
+      std::vector<double> x(f.nx(), 0.0);
+      for (int i = 0; i < f.m.nq; ++i) x[i] = f.model.qpos0[i];
+      x[2] = 0.05 + 0.03 * unit(rng);     // box height: touching or pressed in
+      x[f.m.nq - 1] += 0.8 * unit(rng);   // shoulder angle: near or past its limits
+      for (int i = 0; i < f.m.nv; ++i) x[f.m.nq + i] = 0.3 * unit(rng);
+      std::vector<double> u = {unit(rng)};
+      if (f.ncon_at(x, u) == 0) continue;
+      std::vector<double> A, B, y, Af, Bf, Af2, Bf2;
+      f.ift(x, u, &A, &B, &y, 8);
+      f.fd(x, u, 1e-6, &Af, &Bf);
+      f.fd(x, u, 5e-7, &Af2, &Bf2);
+      if (std::max(rel_error(Af2, Af), rel_error(Bf2, Bf)) > 1e-6) {
+        ++skipped;  // a row changes state within the differences' reach
+        continue;
+      }
+      const double e = std::max(rel_error(A, Af), rel_error(B, Bf));
+      worst = std::max(worst, e);
+      EXPECT_LE(e, 1e-6) << "trial " << trial;
+      ++checked;
+    }
+    std::printf("drop (%s): %d states checked, %d near a switch skipped, worst IFT vs FD %.2e\n", cone, checked,
+                skipped, worst);
+    EXPECT_GE(checked, 5);
+  }
+}
+
+}  // namespace
+}  // namespace phydream
