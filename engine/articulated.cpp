@@ -24,40 +24,6 @@ std::string name_or(const std::vector<std::string>& names, int i, const char* ki
   return std::string(kind) + std::to_string(i);
 }
 
-// bodies welded to the world: no joint between them and the world
-std::vector<bool> static_bodies(const Model& m) {
-  std::vector<bool> fixed(m.nbody, true);
-  for (int b = 1; b < m.nbody; ++b) {
-    fixed[b] = m.body_jntnum[b] == 0 && fixed[m.body_parentid[b]];
-  }
-  return fixed;
-}
-
-// the first pair of geoms MuJoCo's collision filter would test, as "'a' and 'b'"; empty if none.
-// A pair can collide when the geoms are on different bodies, not both welded to the world, not a
-// body and its parent (unless filterparent is disabled), and one's contype meets the other's
-// conaffinity.
-std::string first_contact_pair(const Model& m) {
-  const std::vector<bool> fixed = static_bodies(m);
-  const bool filter_parent = (m.opt_disableflags & kDisableFilterparent) == 0;
-  for (int i = 0; i < m.ngeom; ++i) {
-    for (int j = i + 1; j < m.ngeom; ++j) {
-      const int bi = m.geom_bodyid[i], bj = m.geom_bodyid[j];
-      if (bi == bj || (fixed[bi] && fixed[bj])) continue;
-      if (filter_parent && bi != 0 && bj != 0 &&
-          (m.body_parentid[bi] == bj || m.body_parentid[bj] == bi)) {
-        continue;
-      }
-      if ((m.geom_contype[i] & m.geom_conaffinity[j]) == 0 &&
-          (m.geom_contype[j] & m.geom_conaffinity[i]) == 0) {
-        continue;
-      }
-      return "'" + name_or(m.geom_name, i, "geom") + "' and '" + name_or(m.geom_name, j, "geom") + "'";
-    }
-  }
-  return {};
-}
-
 }  // namespace
 
 int parse_disable_flag(const std::string& name) {
@@ -140,8 +106,13 @@ std::string constraint_features(const Model& m) {
   if ((flags & kDisableConstraint) != 0) return {};
   std::vector<std::string> what;
   if ((flags & kDisableContact) == 0) {
-    const std::string pair = first_contact_pair(m);
-    if (!pair.empty()) what.push_back("contacts (geoms " + pair + " can collide)");
+    // the engine's own candidate list (engine/collision.h), so that this agrees with what it
+    // simulates
+    const std::vector<std::array<int, 2>> pairs = collision_candidates(m);
+    if (!pairs.empty()) {
+      what.push_back("contacts (geoms '" + name_or(m.geom_name, pairs[0][0], "geom") + "' and '" +
+                     name_or(m.geom_name, pairs[0][1], "geom") + "' can collide)");
+    }
   }
   if ((flags & kDisableLimit) == 0) {
     for (int j = 0; j < m.njnt; ++j) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "engine/model.h"
+#include "engine/model_view.h"
 #include "engine/simulator.h"
 
 namespace phydream {
@@ -39,6 +40,15 @@ std::string gradient_restriction(const Model& model, bool reverse);
 /// Resolves SimulatorOptions that name a model (model_file or model): loads it, applies dt,
 /// integrator and disable flags, and fills the EngineConfig.
 EngineConfig resolve_model_config(const SimulatorOptions& options, std::string* reason);
+
+/// The route a Jacobian request takes on either engine: the closed-form derivatives (analytic)
+/// know nothing of constraints, so a model that can make constraint rows (nefc_max > 0) takes
+/// the forward sweeps, which differentiate the solver by the implicit function theorem
+/// (engine/constraint_jvp.h).
+template <class S>
+JacobianMode articulated_jacobian_route(const ModelView<S>& m, JacobianMode mode) {
+  return mode == JacobianMode::analytic && m.nefc_max > 0 ? JacobianMode::forward : mode;
+}
 
 /// The engine for an articulated model on the resolved backend.
 template <class S>

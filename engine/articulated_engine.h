@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "engine/articulated.h"
 #include "engine/articulated_ops.h"
 #include "engine/data.h"
 #include "engine/forward.h"
@@ -64,6 +65,7 @@ class ArticulatedCpuEngine final : public StepEngine<S> {
   void jacobian(std::int64_t batch, const S* x, const S* u, S* x_next, S* jac_x, S* jac_u,
                 JacobianMode mode) override {
     const int nx = m_.nq + m_.nv, ndx = 2 * m_.nv, nu = m_.nu;
+    mode = articulated_jacobian_route(m_, mode);
     for_each_env(batch, [&](std::int64_t b, S* ws, T* tws) {
       S* xn = x_next != nullptr ? x_next + b * nx : nullptr;
       if (mode == JacobianMode::forward) {

@@ -83,10 +83,6 @@ void Simulator<S>::jacobian(std::int64_t batch, const S* x, const S* u, S* x_nex
     check_ptr("jacobian", name, ptr, batch);
   }
   check_gradients(model(), mode == JacobianMode::reverse);
-  // with constraints, the analytic route is the forward sweep through the IFT derivatives
-  if (mode == JacobianMode::analytic && model() != nullptr && !constraint_features(*model()).empty()) {
-    mode = JacobianMode::forward;
-  }
   if (batch > 0) engine_->jacobian(batch, x, u, x_next, jac_x, jac_u, mode);
 }
 

@@ -204,6 +204,7 @@ class ArticulatedCudaEngine final : public StepEngine<S> {
   }
   void jacobian(std::int64_t batch, const S* x, const S* u, S* x_next, S* jac_x, S* jac_u,
                 JacobianMode mode) override {
+    mode = articulated_jacobian_route(m_, mode);
     launch("articulated jacobian", batch, mode != JacobianMode::analytic, [&](unsigned grid, S* ws, T* tws) {
       art_jacobian_kernel<S><<<grid, kArtThreads, 0, stream_>>>(
           m_, sizes_, ws, tws, batch, mode, x, u, x_next, jac_x, jac_u);
