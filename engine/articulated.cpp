@@ -136,7 +136,8 @@ std::string constraint_features(const Model& m) {
   return out;
 }
 
-std::string gradient_restriction(const Model& m, bool reverse) {
+std::string gradient_restriction(const Model& m, bool reverse, GradMode mode) {
+  if (mode == GradMode::fd) return {};
   const std::string features = constraint_features(m);
   if (features.empty()) return {};
   if ((m.opt_disableflags & kDisableLimit) == 0) {
@@ -144,16 +145,18 @@ std::string gradient_restriction(const Model& m, bool reverse) {
       if (m.jnt_limited[j] && m.jnt_type[j] == static_cast<int>(JointType::ball)) {
         return model_label(m) + ": derivatives through the limit of ball joint '" +
                name_or(m.jnt_name, j, "joint") + "' are not implemented yet; use central "
-               "differences (jacobian --mode fd, Simulator::jacobian_fd) or disable limits "
+               "differences (--grad-mode fd, Simulator::jacobian_fd) or disable limits "
                "(--disable limit)";
       }
     }
   }
-  if (!reverse) return {};
-  return model_label(m) + " enables " + features + ": reverse mode (step_vjp, rollout_vjp, "
-         "jacobian --mode rev) through the constraint solver is not implemented yet; use forward "
-         "mode (step_jvp, jacobian --mode analytic or fwd), which differentiates the solver by "
-         "the implicit function theorem, or central differences (jacobian --mode fd)";
+  if (reverse && mode == GradMode::ift && m.opt_integrator == ModelIntegrator::rk4) {
+    return model_label(m) + " enables " + features + " and integrates with RK4: reverse mode "
+           "(step_vjp, rollout_vjp, jacobian --mode rev) through the constraint solver is "
+           "implemented for the Euler integrator only; use forward mode (step_jvp, jacobian "
+           "--mode analytic or fwd), --grad-mode unrolled or fd, or the Euler integrator";
+  }
+  return {};
 }
 
 EngineConfig resolve_model_config(const SimulatorOptions& options, std::string* reason) {
@@ -212,6 +215,7 @@ EngineConfig resolve_model_config(const SimulatorOptions& options, std::string* 
   config.threads = options.threads;
   config.stream = options.stream;
   config.backend = resolve_backend(options.backend, reason);
+  config.grad_mode = options.grad_mode;
   return config;
 }
 

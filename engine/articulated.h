@@ -1,11 +1,11 @@
 // Articulated models behind the Simulator: what a loaded Model looks like as an environment, the
 // options a Simulator applies to it, and the constraints PhyDream does not simulate yet.
 //
-// A Simulator built with SimulatorOptions::model_file or ::model simulates the model's smooth
-// dynamics (engine/forward.h) with MuJoCo's semantics. Contacts, joint limits and dry friction
-// need the constraint solver of the soft-contact issue; a model that enables any of them is
-// refused, with a message naming what is enabled and how to disable it, rather than simulated
-// without it.
+// A Simulator built with SimulatorOptions::model_file or ::model simulates the model with
+// MuJoCo's semantics: the smooth dynamics (engine/forward.h), then contacts, joint limits and dry
+// friction by the soft-constraint solver (engine/constraint.h). Derivatives the engine does not
+// provide for a model are refused with a message saying what to use instead
+// (gradient_restriction).
 #pragma once
 
 #include <memory>
@@ -31,24 +31,16 @@ EnvInfo model_env_info(const Model& model);
 /// loss), e.g. "contacts (geoms 'a' and 'b' can collide), joint limits (joint 'j' is limited)".
 std::string constraint_features(const Model& model);
 
-/// Empty when the derivatives asked for are available for the model; otherwise why not, with
-/// what to use instead. Forward mode (JVP, Jacobians by forward sweeps) differentiates the
-/// constraint solver by the implicit function theorem; reverse mode (`reverse`: VJP, rollout
-/// VJP, Jacobians by reverse sweeps) does not yet, nor does either mode a limited ball joint.
-std::string gradient_restriction(const Model& model, bool reverse);
+/// Empty when the derivatives asked for are available for the model under `mode`; otherwise
+/// why not, with what to use instead. Both directions differentiate the constraint solver
+/// (engine/constraint_jvp.h, constraint_vjp.h, constraint_unrolled.h), except: a limited ball
+/// joint's row (ift and unrolled), and reverse mode (`reverse`: VJP, rollout VJP, Jacobians by
+/// reverse sweeps) of a constrained RK4 step under ift. The fd mode has no restriction.
+std::string gradient_restriction(const Model& model, bool reverse, GradMode mode);
 
 /// Resolves SimulatorOptions that name a model (model_file or model): loads it, applies dt,
 /// integrator and disable flags, and fills the EngineConfig.
 EngineConfig resolve_model_config(const SimulatorOptions& options, std::string* reason);
-
-/// The route a Jacobian request takes on either engine: the closed-form derivatives (analytic)
-/// know nothing of constraints, so a model that can make constraint rows (nefc_max > 0) takes
-/// the forward sweeps, which differentiate the solver by the implicit function theorem
-/// (engine/constraint_jvp.h).
-template <class S>
-JacobianMode articulated_jacobian_route(const ModelView<S>& m, JacobianMode mode) {
-  return mode == JacobianMode::analytic && m.nefc_max > 0 ? JacobianMode::forward : mode;
-}
 
 /// The engine for an articulated model on the resolved backend.
 template <class S>

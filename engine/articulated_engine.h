@@ -29,7 +29,7 @@ class ArticulatedCpuEngine final : public StepEngine<S> {
   using T = Vec<S, K>;
 
   explicit ArticulatedCpuEngine(const EngineConfig& config)
-      : arrays_(*config.model),
+      : arrays_(*config.model, false, config.grad_mode),
         m_(arrays_.view()),
         sizes_(articulated_workspace_sizes(m_)),
         threads_(config.threads > 0 ? config.threads : omp_get_max_threads()) {
@@ -65,19 +65,10 @@ class ArticulatedCpuEngine final : public StepEngine<S> {
   void jacobian(std::int64_t batch, const S* x, const S* u, S* x_next, S* jac_x, S* jac_u,
                 JacobianMode mode) override {
     const int nx = m_.nq + m_.nv, ndx = 2 * m_.nv, nu = m_.nu;
-    mode = articulated_jacobian_route(m_, mode);
     for_each_env(batch, [&](std::int64_t b, S* ws, T* tws) {
       S* xn = x_next != nullptr ? x_next + b * nx : nullptr;
-      if (mode == JacobianMode::forward) {
-        articulated_jacobian_fwd(m_, ws, tws, x + b * nx, u + b * nu, xn,
-                                 jac_x + b * ndx * ndx, jac_u + b * ndx * nu);
-      } else if (mode == JacobianMode::analytic) {
-        articulated_jacobian_analytic(m_, ws, x + b * nx, u + b * nu, xn, jac_x + b * ndx * ndx,
-                                      jac_u + b * ndx * nu);
-      } else {
-        articulated_jacobian_rev(m_, ws, tws, x + b * nx, u + b * nu, xn,
-                                 jac_x + b * ndx * ndx, jac_u + b * ndx * nu);
-      }
+      articulated_jacobian(m_, ws, tws, x + b * nx, u + b * nu, xn, jac_x + b * ndx * ndx,
+                           jac_u + b * ndx * nu, mode);
     });
   }
 

@@ -10,8 +10,9 @@
 //   step_jacobian_vjp  reverse sweeps (engine/step_vjp.h). The primal is recorded once, and the
 //                      structure of the step is used: every stage's acceleration depends on
 //                      (q, v, u) only through the generalized force f - M(q) a, whose derivative
-//                      D_s = d(f - M a)/d(q, v, u) (nv x (2nv + nu)) takes ceil(nv / K) force_vjp
-//                      sweeps of K unit cotangents; the 2nv rows of [A | B] then follow from the
+//                      D_s = d(f - M a)/d(q, v, u) (nv x (2nv + nu)) takes ceil(nv / K)
+//                      stage_force_vjp sweeps of K unit cotangents (with the constraint stage's
+//                      implicit-function-theorem adjoint when the stage made rows); the 2nv rows of [A | B] then follow from the
 //                      integrator's reverse sweep (step_sweep) with D_s^T as the force adjoint, K
 //                      rows per sweep. The heavy inverse-dynamics sweep carries nv cotangents per
 //                      stage instead of 2nv
@@ -71,6 +72,14 @@ PHYDREAM_HD_STAGE void load_state(const ModelView<S>& m, const Data<S>& d, const
     d.qacc_warmstart[i] = S(0);  // a step from a given state is a function of it alone
   }
   for (int i = 0; i < m.nu; ++i) d.ctrl[i] = u != nullptr ? u[i] : S(0);
+}
+
+// the solver starts cold before every step of a rollout, as a single step() from the state does:
+// a rollout is then exactly the composition of its steps, which its reverse mode re-runs one at
+// a time (and the checkpointed reverse mode re-simulates, bit for bit)
+template <class S>
+PHYDREAM_HD void cold_start(const ModelView<S>& m, const Data<S>& d) {
+  for (int i = 0; i < m.nv; ++i) d.qacc_warmstart[i] = S(0);
 }
 
 // x <- the state held in d
@@ -180,7 +189,7 @@ PHYDREAM_HD_STAGE void step_jacobian_vjp(const ModelView<S>& m, S* ws, Vec<S, K>
       for (int i = 0; i < ndx; ++i) g_x[i] = T::zero();
       for (int i = 0; i < nu; ++i) g_u[i] = T::zero();
       for (int k = 0; k < K && i0 + k < nv; ++k) seed[i0 + k][k] = S(1);
-      adjoint::force_vjp(m, p, a, g_x, g_x + nv, g_u, seed);
+      adjoint::stage_force_vjp(m, d, primal, p, a, g_x, g_x + nv, g_u, seed);
       for (int k = 0; k < K && i0 + k < nv; ++k) {
         S* row = dm + (i0 + k) * ncol;
         for (int j = 0; j < ndx; ++j) row[j] = g_x[j][k];
@@ -813,6 +822,7 @@ PHYDREAM_HD_STAGE void model_rollout(const ModelView<S>& m, S* ws, const S* x0, 
   articulated_detail::load_state(m, d, x0, static_cast<const S*>(nullptr));
   for (long long t = 0; t < horizon; ++t) {
     for (int i = 0; i < m.nu; ++i) d.ctrl[i] = actions[t * m.nu + i];
+    articulated_detail::cold_start(m, d);
     step(m, d);
     articulated_detail::save_state(m, d, states + (t + 1) * nx);
   }
@@ -845,26 +855,38 @@ PHYDREAM_HD_STAGE void start_rollout_cotangent(const ModelView<S>& m, Vec<S, 1>*
   add_state_cotangent(ndx, g_states, horizon, g);
 }
 
-// back-propagates the running cotangent (that of state t1) through steps t1 - 1 ... t0 of a
-// stored segment whose state t is seg[(t - t0) (nq + nv)]; leaves that of state t0 in its place
+// the per-step VJP of a rollout's reverse sweep: step_vjp from the state (x, u), accumulating
+// g_x (2nv) and g_u (nu) from g_next (2nv)
 template <class S>
-PHYDREAM_HD_STAGE void backprop_model_segment(const ModelView<S>& m, S* ws, Vec<S, 1>* tws,
-                                        const S* seg, const S* actions, const S* g_states,
-                                        long long t0, long long t1, S* g_actions) {
+struct SweepStepVjp {
+  const ModelView<S>& m;
+  S* ws;
+  Vec<S, 1>* tws;
+  PHYDREAM_HD void operator()(const S* x, const S* u, const Vec<S, 1>* g_next, Vec<S, 1>* g_x,
+                              Vec<S, 1>* g_u) const {
+    const DataLayout layout = data_layout(m);
+    const Data<S> d = data_at(layout, ws);
+    load_state(m, d, x, u);
+    step_vjp<S, 1>(m, d, ws + layout.size, data_at(layout, tws), g_next, g_next + m.nv, g_x, g_x + m.nv, g_u);
+  }
+};
+
+// back-propagates the running cotangent (that of state t1) through steps t1 - 1 ... t0 of a
+// stored segment whose state t is seg[(t - t0) (nq + nv)], each step by step_vjp_fn (a
+// SweepStepVjp or the like); leaves the cotangent of state t0 in its place
+template <class S, class StepVjp>
+PHYDREAM_HD_STAGE void backprop_model_segment(const ModelView<S>& m, Vec<S, 1>* tws, const S* seg,
+                                        const S* actions, const S* g_states, long long t0,
+                                        long long t1, S* g_actions, const StepVjp& step_vjp_fn) {
   using T = Vec<S, 1>;
-  const int nv = m.nv, nu = m.nu, nx = m.nq + m.nv, ndx = 2 * nv;
-  const DataLayout layout = data_layout(m);
-  const Data<S> d = data_at(layout, ws);
-  S* primal_scratch = ws + layout.size;
-  const Data<T> a = data_at(layout, tws);
+  const int nu = m.nu, nx = m.nq + m.nv, ndx = 2 * m.nv;
   T* g_next = rollout_cotangent(m, tws);  // (2nv) cotangent of state t + 1
   T* g_x = g_next + ndx;                  // (2nv) cotangent of state t
   T* g_u = g_x + ndx;                     // (nu)
   for (long long t = t1 - 1; t >= t0; --t) {
     for (int i = 0; i < ndx; ++i) g_x[i] = T::zero();
     for (int i = 0; i < nu; ++i) g_u[i] = T::zero();
-    load_state(m, d, seg + (t - t0) * nx, actions + t * nu);
-    step_vjp<S, 1>(m, d, primal_scratch, a, g_next, g_next + nv, g_x, g_x + nv, g_u);
+    step_vjp_fn(seg + (t - t0) * nx, actions + t * nu, g_next, g_x, g_u);
     for (int i = 0; i < nu; ++i) g_actions[t * nu + i] += g_u[i][0];
     for (int i = 0; i < ndx; ++i) g_next[i] = g_x[i];
     add_state_cotangent(ndx, g_states, t, g_next);
@@ -886,13 +908,22 @@ PHYDREAM_HD_STAGE void finish_rollout_cotangent(const ModelView<S>& m, Vec<S, 1>
 /// g_final: (2nv) added to the cotangent of states[horizon], or null.
 /// Accumulates gx0 (2nv, tangent) += dL/dx0 and g_actions (horizon x nu) += dL/dU.
 /// ws: jacobian_scalar_size(m) Scalars; tws: jacobian_tangent_size(m) entries of Vec<S, 1>.
+/// step_vjp_fn: the per-step VJP (default: step_vjp's reverse sweep; articulated_ops.h passes the
+/// Jacobian-based one of the unrolled and fd modes).
+template <class S, class StepVjp>
+PHYDREAM_HD_STAGE void model_rollout_vjp(const ModelView<S>& m, S* /*ws*/, Vec<S, 1>* tws, const S* states,
+                                   const S* actions, long long horizon, S* gx0, S* g_actions,
+                                   const S* g_states, const S* g_final, const StepVjp& step_vjp_fn) {
+  articulated_detail::start_rollout_cotangent(m, tws, horizon, g_states, g_final);
+  articulated_detail::backprop_model_segment(m, tws, states, actions, g_states, 0, horizon, g_actions, step_vjp_fn);
+  articulated_detail::finish_rollout_cotangent(m, tws, gx0);
+}
 template <class S>
 PHYDREAM_HD_STAGE void model_rollout_vjp(const ModelView<S>& m, S* ws, Vec<S, 1>* tws, const S* states,
                                    const S* actions, long long horizon, S* gx0, S* g_actions,
                                    const S* g_states, const S* g_final) {
-  articulated_detail::start_rollout_cotangent(m, tws, horizon, g_states, g_final);
-  articulated_detail::backprop_model_segment(m, ws, tws, states, actions, g_states, 0, horizon, g_actions);
-  articulated_detail::finish_rollout_cotangent(m, tws, gx0);
+  model_rollout_vjp(m, ws, tws, states, actions, horizon, gx0, g_actions, g_states, g_final,
+                    articulated_detail::SweepStepVjp<S>{m, ws, tws});
 }
 
 /// Scalars of the checkpoint scratch model_rollout_vjp_checkpointed needs: a checkpoint every
@@ -910,12 +941,12 @@ PHYDREAM_HD long long rollout_checkpoint_size(const ModelView<S>& m, long long h
 /// checkpoints: rollout_checkpoint_size(m, horizon, interval) Scalars. Other arguments and
 /// outputs as model_rollout_vjp, with x0 (nq + nv) in place of the trajectory; the results equal
 /// model_rollout_vjp's bitwise (the re-simulated states are the stored ones).
-template <class S>
+template <class S, class StepVjp>
 PHYDREAM_HD_STAGE void model_rollout_vjp_checkpointed(const ModelView<S>& m, S* ws, Vec<S, 1>* tws,
                                                 const S* x0, const S* actions, long long horizon,
                                                 long long interval, S* checkpoints, S* gx0,
                                                 S* g_actions, const S* g_states,
-                                                const S* g_final) {
+                                                const S* g_final, const StepVjp& step_vjp_fn) {
   const int nx = m.nq + m.nv, nu = m.nu;
   const long long segments = (horizon + interval - 1) / interval;
   S* seg = checkpoints + segments * nx;  // (interval + 1) x nx: one segment's states
@@ -926,6 +957,7 @@ PHYDREAM_HD_STAGE void model_rollout_vjp_checkpointed(const ModelView<S>& m, S* 
   for (long long t = 0; t < horizon; ++t) {
     if (t % interval == 0) articulated_detail::save_state(m, d, checkpoints + (t / interval) * nx);
     for (int i = 0; i < nu; ++i) d.ctrl[i] = actions[t * nu + i];
+    articulated_detail::cold_start(m, d);
     step(m, d);
   }
 
@@ -935,9 +967,18 @@ PHYDREAM_HD_STAGE void model_rollout_vjp_checkpointed(const ModelView<S>& m, S* 
     const long long t0 = s * interval;
     const long long t1 = t0 + interval < horizon ? t0 + interval : horizon;
     model_rollout(m, ws, checkpoints + s * nx, actions + t0 * nu, t1 - t0 - 1, seg);
-    articulated_detail::backprop_model_segment(m, ws, tws, seg, actions, g_states, t0, t1, g_actions);
+    articulated_detail::backprop_model_segment(m, tws, seg, actions, g_states, t0, t1, g_actions, step_vjp_fn);
   }
   articulated_detail::finish_rollout_cotangent(m, tws, gx0);
+}
+template <class S>
+PHYDREAM_HD_STAGE void model_rollout_vjp_checkpointed(const ModelView<S>& m, S* ws, Vec<S, 1>* tws,
+                                                const S* x0, const S* actions, long long horizon,
+                                                long long interval, S* checkpoints, S* gx0,
+                                                S* g_actions, const S* g_states,
+                                                const S* g_final) {
+  model_rollout_vjp_checkpointed(m, ws, tws, x0, actions, horizon, interval, checkpoints, gx0, g_actions,
+                                 g_states, g_final, articulated_detail::SweepStepVjp<S>{m, ws, tws});
 }
 
 }  // namespace phydream

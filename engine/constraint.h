@@ -28,6 +28,11 @@
 // and allocates nothing: the capacities (ncon_max, nefc_max) are fixed by the model, and all
 // scratch lives in Data. A solve that reaches the iteration cap without meeting the tolerance,
 // or produces a non-finite value, is reported in d.solver_status (never silently).
+//
+// The solver (solve_constraints and its helpers) is templated on the data's scalar S and the
+// model's MS separately: the simulation runs it with S = MS, the unrolled derivatives
+// (engine/constraint_unrolled.h) run the same code on a Data of dual numbers S = Dual<MS, K>
+// (engine/dual.h), whose values are those of the simulation's solve bit for bit.
 #pragma once
 
 #include "engine/collision.h"
@@ -414,9 +419,19 @@ PHYDREAM_HD_STAGE void make_constraints(const ModelView<S>& m, const Data<S>& d)
 
 namespace detail {
 
-/// res = efc_J x (nefc).
+// the solver's functions take the data's scalar S and the model's MS separately (S = MS, or
+// S = Dual<MS, K> for the unrolled derivatives)
+
+/// Whether x is exactly zero, for skipping zero terms (engine/dual.h: a dual number only when
+/// its tangents are zero too, so that no skipped term carries a derivative).
 template <class S>
-PHYDREAM_HD void mul_jac(const ModelView<S>& m, const Data<S>& d, int nefc, const S* x, S* res) {
+PHYDREAM_HD bool exact_zero(const S& x) {
+  return x == S(0);
+}
+
+/// res = efc_J x (nefc).
+template <class S, class MS = S>
+PHYDREAM_HD void mul_jac(const ModelView<MS>& m, const Data<S>& d, int nefc, const S* x, S* res) {
   for (int i = 0; i < nefc; ++i) {
     S v = S(0);
     for (int k = 0; k < m.nv; ++k) v += d.efc_J[m.nv * i + k] * x[k];
@@ -425,18 +440,18 @@ PHYDREAM_HD void mul_jac(const ModelView<S>& m, const Data<S>& d, int nefc, cons
 }
 
 /// res = efc_J' f (nv).
-template <class S>
-PHYDREAM_HD void mul_jac_t(const ModelView<S>& m, const Data<S>& d, int nefc, const S* f, S* res) {
+template <class S, class MS = S>
+PHYDREAM_HD void mul_jac_t(const ModelView<MS>& m, const Data<S>& d, int nefc, const S* f, S* res) {
   for (int k = 0; k < m.nv; ++k) res[k] = S(0);
   for (int i = 0; i < nefc; ++i) {
-    if (f[i] == S(0)) continue;
+    if (exact_zero(f[i])) continue;
     for (int k = 0; k < m.nv; ++k) res[k] += d.efc_J[m.nv * i + k] * f[i];
   }
 }
 
 /// res = M x with the dense mass matrix (both triangles stored).
-template <class S>
-PHYDREAM_HD void mul_m(const ModelView<S>& m, const Data<S>& d, const S* x, S* res) {
+template <class S, class MS = S>
+PHYDREAM_HD void mul_m(const ModelView<MS>& m, const Data<S>& d, const S* x, S* res) {
   for (int i = 0; i < m.nv; ++i) {
     S v = S(0);
     for (int k = 0; k < m.nv; ++k) v += d.qM[m.nv * i + k] * x[k];
@@ -480,8 +495,8 @@ PHYDREAM_HD void cholesky_solve(const S* l, int n, T* x) {
 /// efc_force, efc_state, qfrc_constraint = J' efc_force; returns the constraint part of the
 /// cost. With `cone_hessian`, also each cone-zone contact's 3 x 3 Hessian of the cost in jar,
 /// into sol_quad rows of that contact (9 entries from its first row's 3).
-template <class S>
-PHYDREAM_HD S constraint_update(const ModelView<S>& m, const Data<S>& d, const S* jar, bool cone_hessian) {
+template <class S, class MS = S>
+PHYDREAM_HD S constraint_update(const ModelView<MS>& m, const Data<S>& d, const S* jar, bool cone_hessian) {
   const int nefc = static_cast<int>(d.nefc[0]);
   const int nf = static_cast<int>(d.nf[0]);
   S cost = S(0);
@@ -517,7 +532,7 @@ PHYDREAM_HD S constraint_update(const ModelView<S>& m, const Data<S>& d, const S
     const int c = static_cast<int>(d.efc_id[i]);
     const int cand = static_cast<int>(d.con_cand[c]);
     const int dim = m.cand_condim[cand];
-    const S* fr = m.cand_friction + 5 * cand;
+    const MS* fr = m.cand_friction + 5 * cand;
     const S mu = d.con_mu[c];
     S u[3];
     u[0] = jar[i] * mu;
@@ -552,8 +567,8 @@ PHYDREAM_HD S constraint_update(const ModelView<S>& m, const Data<S>& d, const S
           h[a * dim + a] += mu * mu - mu * n / t;
         }
         for (int a = 0; a < dim; ++a) {
-          const S sa = dm * (a == 0 ? mu : fr[a - 1]);
-          for (int b = a; b < dim; ++b) h[a * dim + b] *= sa * (b == 0 ? mu : fr[b - 1]);
+          const S sa = dm * (a == 0 ? mu : S(fr[a - 1]));
+          for (int b = a; b < dim; ++b) h[a * dim + b] *= sa * (b == 0 ? mu : S(fr[b - 1]));
         }
         for (int a = 0; a < dim; ++a) {
           for (int b = a + 1; b < dim; ++b) h[b * dim + a] = h[a * dim + b];
@@ -572,8 +587,8 @@ namespace detail {
 
 /// The Newton Hessian H = M + J' D_quadratic J + sum over cone contacts of J_c' H_c J_c, factored
 /// in place into sol_H. Needs constraint_update(..., cone_hessian = true) at the current point.
-template <class S>
-PHYDREAM_HD void newton_hessian(const ModelView<S>& m, const Data<S>& d) {
+template <class S, class MS = S>
+PHYDREAM_HD void newton_hessian(const ModelView<MS>& m, const Data<S>& d) {
   const int nv = m.nv, nefc = static_cast<int>(d.nefc[0]);
   S* h = d.sol_H;
   for (int k = 0; k < nv * nv; ++k) h[k] = d.qM[k];
@@ -583,7 +598,7 @@ PHYDREAM_HD void newton_hessian(const ModelView<S>& m, const Data<S>& d) {
       const S* j = d.efc_J + nv * i;
       const S di = d.efc_D[i];
       for (int a = 0; a < nv; ++a) {
-        if (j[a] == S(0)) continue;
+        if (exact_zero(j[a])) continue;
         const S dja = di * j[a];
         for (int b = 0; b <= a; ++b) h[nv * a + b] += dja * j[b];
       }
@@ -608,8 +623,8 @@ PHYDREAM_HD void newton_hessian(const ModelView<S>& m, const Data<S>& d) {
 }
 
 /// Cost of the Gauss term 0.5 (qacc - qacc_smooth)' (M qacc - qfrc_smooth).
-template <class S>
-PHYDREAM_HD S gauss_cost(const ModelView<S>& m, const Data<S>& d, const S* ma, const S* qacc) {
+template <class S, class MS = S>
+PHYDREAM_HD S gauss_cost(const ModelView<MS>& m, const Data<S>& d, const S* ma, const S* qacc) {
   S g = S(0);
   for (int i = 0; i < m.nv; ++i) g += S(0.5) * (ma[i] - d.qfrc_smooth[i]) * (qacc[i] - d.qacc_smooth[i]);
   return g;
@@ -622,8 +637,8 @@ struct LinePoint {
   S alpha, cost, d1, d2;
 };
 
-template <class S>
-PHYDREAM_HD LinePoint<S> line_eval(const ModelView<S>& m, const Data<S>& d, const S* gauss, S alpha) {
+template <class S, class MS = S>
+PHYDREAM_HD LinePoint<S> line_eval(const ModelView<MS>& m, const Data<S>& d, const S* gauss, S alpha) {
   const int nefc = static_cast<int>(d.nefc[0]);
   const int nf = static_cast<int>(d.nf[0]);
   S q[3] = {gauss[0], gauss[1], gauss[2]};
@@ -689,8 +704,8 @@ PHYDREAM_HD LinePoint<S> line_eval(const ModelView<S>& m, const Data<S>& d, cons
 /// The line's quadratics: Gauss term into gauss[3], each row's 0.5 D (jar + alpha Jv)^2 into
 /// sol_quad, and each elliptic contact's cone quantities (N, its slope, |T|^2's coefficients,
 /// Dm) into sol_quad[3 i + 3 .. 3 i + 8]. Needs sol_search, sol_Mv, sol_Jv, sol_Ma, efc_jar.
-template <class S>
-PHYDREAM_HD void line_prepare(const ModelView<S>& m, const Data<S>& d, S gauss0, S* gauss) {
+template <class S, class MS = S>
+PHYDREAM_HD void line_prepare(const ModelView<MS>& m, const Data<S>& d, S gauss0, S* gauss) {
   const int nv = m.nv, nefc = static_cast<int>(d.nefc[0]);
   S a = S(0), b = S(0), c = S(0);
   for (int k = 0; k < nv; ++k) {
@@ -711,7 +726,7 @@ PHYDREAM_HD void line_prepare(const ModelView<S>& m, const Data<S>& d, S gauss0,
       const int con = static_cast<int>(d.efc_id[i]);
       const int cand = static_cast<int>(d.con_cand[con]);
       const int dim = m.cand_condim[cand];
-      const S* fr = m.cand_friction + 5 * cand;
+      const MS* fr = m.cand_friction + 5 * cand;
       const S mu = d.con_mu[con];
       S uu = S(0), uv = S(0), vv = S(0);
       for (int j = 1; j < dim; ++j) {
@@ -743,8 +758,8 @@ PHYDREAM_HD void line_prepare(const ModelView<S>& m, const Data<S>& d, S gauss0,
 /// The exact line search along sol_search: one-dimensional Newton steps on the convex cost,
 /// first one-sided until the derivative changes sign, then within the bracket, until the
 /// derivative is below MuJoCo's scaled tolerance; returns the step (0: no improvement).
-template <class S>
-PHYDREAM_HD S line_search(const ModelView<S>& m, const Data<S>& d, S gauss0) {
+template <class S, class MS = S>
+PHYDREAM_HD S line_search(const ModelView<MS>& m, const Data<S>& d, S gauss0) {
   const int nv = m.nv;
   constexpr int kMaxEval = 50;
   S snorm = S(0);
@@ -815,8 +830,8 @@ PHYDREAM_HD S line_search(const ModelView<S>& m, const Data<S>& d, S gauss0) {
 }
 
 /// Gradient grad = M qacc - qfrc_smooth - qfrc_constraint and Newton direction into sol_*.
-template <class S>
-PHYDREAM_HD void newton_gradient(const ModelView<S>& m, const Data<S>& d) {
+template <class S, class MS = S>
+PHYDREAM_HD void newton_gradient(const ModelView<MS>& m, const Data<S>& d) {
   for (int k = 0; k < m.nv; ++k) {
     d.sol_grad[k] = d.sol_Ma[k] - d.qfrc_smooth[k] - d.qfrc_constraint[k];
     d.sol_Mgrad[k] = d.sol_grad[k];
@@ -830,8 +845,8 @@ PHYDREAM_HD void newton_gradient(const ModelView<S>& m, const Data<S>& d) {
 /// leaves efc_jar, efc_force, efc_state, qfrc_constraint at the solution, sol_H holding the
 /// Cholesky factor of the Hessian there (what the implicit-function-theorem derivatives
 /// solve with), solver_iter and solver_status.
-template <class S>
-PHYDREAM_HD_STAGE void solve_constraints(const ModelView<S>& m, const Data<S>& d) {
+template <class S, class MS = S>
+PHYDREAM_HD_STAGE void solve_constraints(const ModelView<MS>& m, const Data<S>& d) {
   const int nv = m.nv, nefc = static_cast<int>(d.nefc[0]);
   d.solver_iter[0] = S(0);
   d.solver_status[0] = S(kSolverConverged);

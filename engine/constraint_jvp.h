@@ -19,6 +19,11 @@
 // the Simulator refuses gradients of models that have one (engine/articulated.cpp). Where the
 // state would change under the perturbation (an active-set switch), this is the one-sided
 // derivative of the branch the solver found, as for any IFT gradient.
+//
+// In the unrolled gradient mode (ModelView::grad_mode == GradMode::unrolled) the rows' tangents
+// are computed here all the same, and the solve's tangent is instead that of the solver's
+// iterations as computed (constraints_unrolled_jvp, engine/constraint_unrolled.h, included at the
+// end of this file).
 #pragma once
 
 #include "engine/collision.h"
@@ -26,6 +31,10 @@
 #include "engine/small_vec.h"
 
 namespace phydream {
+
+/// The solve's tangent by its iterations (engine/constraint_unrolled.h).
+template <class S, class T>
+PHYDREAM_HD_STAGE void constraints_unrolled_jvp(const ModelView<S>& m, const Data<S>& d, const Data<T>& t);
 
 namespace detail {
 
@@ -66,6 +75,8 @@ PHYDREAM_HD_STAGE void constraints_jvp(const ModelView<S>& m, const Data<S>& d, 
   const int nefc = m.nefc_max > 0 ? static_cast<int>(d.nefc[0]) : 0;
   if (nefc == 0) {
     for (int k = 0; k < nv; ++k) t.qfrc_constraint[k] = tangent_zero<T>();
+    // the unrolled solve keeps the next solve's start (an RK4 stage's warm start)
+    if (m.grad_mode == static_cast<int>(GradMode::unrolled)) constraints_unrolled_jvp(m, d, t);
     return;
   }
 
@@ -190,6 +201,12 @@ PHYDREAM_HD_STAGE void constraints_jvp(const ModelView<S>& m, const Data<S>& d, 
     i += dim;
   }
 
+  if (m.grad_mode == static_cast<int>(GradMode::unrolled)) {
+    // the rows' tangents are the same; the solve's is that of the iterations as computed
+    constraints_unrolled_jvp(m, d, t);
+    return;
+  }
+
   // partial force tangents at fixed qacc: df = (df/djar) (dJ qacc - daref) + (df/dD) dD, into
   // t.efc_force; then the right-hand side into t.qacc
   for (int i = 0; i < nefc; ++i) {
@@ -259,3 +276,5 @@ PHYDREAM_HD_STAGE void constraints_jvp(const ModelView<S>& m, const Data<S>& d, 
 }
 
 }  // namespace phydream
+
+#include "engine/constraint_unrolled.h"

@@ -18,7 +18,8 @@ namespace phydream {
 
 // every field: X(name, size) with the sizes in nq, nv, nu, nbody, njnt, ngeom and the model's
 // constraint capacities ncon (contacts) and nefc (constraint rows), both 0 for a model whose
-// constraints are all disabled (nsol = 1 if nefc > 0, else 0, sizes the solver's scratch);
+// constraints are all disabled (nsol = 1 if nefc > 0, else 0, sizes the solver's scratch;
+// ndual is 0 unless the derivatives unroll the solver, GradMode::unrolled);
 // grouped by stage. Integer-valued fields of the constraint stage
 // (counts, types, ids, states) are stored as Scalars holding small exact integers.
 #define PHYDREAM_DATA_FIELDS(X)                                                          \
@@ -104,7 +105,17 @@ namespace phydream {
   X(sol_Jv, nefc)          /* solver: J search */                                        \
   X(sol_quad, nefc * 3)    /* solver: per-row quadratic of the line search */            \
   X(sol_H, nsol * nv * nv) /* solver: Hessian, then its Cholesky factor (lower) */       \
-  X(efc_jac_scratch, nsol * nv * 6) /* contact point Jacobians while rows are made */
+  X(efc_jac_scratch, nsol * nv * 6) /* contact point Jacobians while rows are made */  \
+  X(sol_dual, ndual)       /* unrolled derivatives only: the solver in dual numbers */
+
+/// Entries of Data::sol_dual for the unrolled derivatives of the solver
+/// (engine/constraint_unrolled.h, unrolled_dual_view): a dual number (a value and K tangents,
+/// K + 1 Scalars: at most two entries of a tangent Data<Vec<S, K>>) for every entry of the
+/// solver's fields and the next solve's start.
+PHYDREAM_HD int unrolled_dual_entries(int nv, int ncon, int nefc) {
+  const int duals = 2 * nv * nv + 11 * nv + 4 + 2 * ncon + nefc * (nv + 13);
+  return 2 * duals;
+}
 
 /// Offsets (in Scalars) of every Data field in a workspace of `size` Scalars.
 struct DataLayout {
@@ -115,7 +126,7 @@ struct DataLayout {
 
   /// The layout for a model of these sizes: fields back to back, in the order listed above.
   PHYDREAM_HD static DataLayout make(int nq, int nv, int nu, int nbody, int njnt, int ngeom, int ncon,
-                                     int nefc) {
+                                     int nefc, int ndual = 0) {
     DataLayout l{};
     const int nsol = nefc > 0 ? 1 : 0;
     int at = 0;
@@ -132,7 +143,10 @@ struct DataLayout {
 /// The layout for a model view.
 template <class S>
 PHYDREAM_HD DataLayout data_layout(const ModelView<S>& m) {
-  return DataLayout::make(m.nq, m.nv, m.nu, m.nbody, m.njnt, m.ngeom, m.ncon_max, m.nefc_max);
+  const int ndual = m.grad_mode == static_cast<int>(GradMode::unrolled) && m.nefc_max > 0
+                        ? unrolled_dual_entries(m.nv, m.ncon_max, m.nefc_max)
+                        : 0;
+  return DataLayout::make(m.nq, m.nv, m.nu, m.nbody, m.njnt, m.ngeom, m.ncon_max, m.nefc_max, ndual);
 }
 
 /// One environment's data: pointers into its workspace; shapes as listed above.

@@ -20,6 +20,16 @@
 
 namespace phydream {
 
+/// How derivatives of a step treat the constraint solver (a model without constraint rows has
+/// one derivative, whatever the mode):
+///   ift       the implicit function theorem at the solution, active set fixed (forward:
+///             engine/constraint_jvp.h; reverse: engine/constraint_vjp.h)
+///   unrolled  the derivative of the solver's iterations as computed (every Newton step and
+///             line-search evaluation; engine/constraint_unrolled.h), what automatic
+///             differentiation through an iterative solver gives
+///   fd        central differences of the whole step
+enum class GradMode : int { ift = 0, unrolled = 1, fd = 2 };
+
 /// Joint types, with MuJoCo's numbering (mjtJoint).
 enum class JointType : int { free = 0, ball = 1, slide = 2, hinge = 3 };
 

@@ -42,6 +42,7 @@ struct ModelView {
   S tolerance;            // solver tolerance (on the scaled improvement and gradient)
   S impratio;             // ratio of frictional to normal impedance
   S meaninertia;          // mean diagonal of M at qpos0: the solver's scale (MuJoCo's stat)
+  int grad_mode;          // GradMode of the derivatives (not a model option: set per engine)
 
   // bodies
   const int* body_parentid;    // parent body, parent id < child id (nbody)
@@ -122,11 +123,13 @@ class ModelArrays {
   /// Validates `m` (throws InputError naming m.source and the field) and converts it. With
   /// `smooth_only`, the constraint part is left empty (nefc_max = 0) and the constants that need
   /// the dynamics (invweight0, meaninertia) are zero: what model_constants() itself runs on.
-  explicit ModelArrays(const Model& m, bool smooth_only = false) {
+  /// `grad_mode`: how the derivatives of every view treat the constraint solver.
+  explicit ModelArrays(const Model& m, bool smooth_only = false, GradMode grad_mode = GradMode::ift) {
     validate(m);
 
     // sizes and options, copied into every view
     head_ = ModelView<S>{};
+    head_.grad_mode = static_cast<int>(grad_mode);
     head_.nq = m.nq;
     head_.nv = m.nv;
     head_.nu = m.nu;
@@ -266,6 +269,9 @@ class ModelArrays {
     add(&off_.actuator_gear, m.actuator_gear);
     add(&off_.actuator_ctrlrange, m.actuator_ctrlrange);
   }
+
+  /// The derivatives' treatment of the solver in every later view (GradMode; ift by default).
+  void set_grad_mode(GradMode mode) { head_.grad_mode = static_cast<int>(mode); }
 
   /// A view of the host blocks; valid while this object lives.
   ModelView<S> view() const { return view_at(ints_.data(), reals_.data()); }

@@ -44,10 +44,10 @@ void Simulator<S>::step(std::int64_t batch, const S* x, const S* u, S* x_next) {
   if (batch > 0) engine_->step(batch, x, u, x_next);
 }
 
-// derivatives of articulated models with constraints: forward mode only (engine/articulated.h)
-static void check_gradients(const Model* model, bool reverse) {
+// derivatives an articulated model does not have under the grad mode (engine/articulated.h)
+static void check_gradients(const Model* model, bool reverse, GradMode mode) {
   if (model == nullptr) return;
-  if (const std::string why = gradient_restriction(*model, reverse); !why.empty()) throw InputError(why);
+  if (const std::string why = gradient_restriction(*model, reverse, mode); !why.empty()) throw InputError(why);
 }
 
 template <class S>
@@ -58,7 +58,7 @@ void Simulator<S>::step_jvp(std::int64_t batch, const S* x, const S* u, const S*
                            {"du", du}, {"x_next", x_next}, {"dx_next", dx_next}}) {
     check_ptr("step_jvp", name, ptr, batch);
   }
-  check_gradients(model(), false);
+  check_gradients(model(), false, config_.grad_mode);
   if (batch > 0) engine_->step_jvp(batch, x, u, dx, du, x_next, dx_next);
 }
 
@@ -70,7 +70,7 @@ void Simulator<S>::step_vjp(std::int64_t batch, const S* x, const S* u, S* gx, S
                            {"gu", gu}, {"g_next", g_next}}) {
     check_ptr("step_vjp", name, ptr, batch);
   }
-  check_gradients(model(), true);
+  check_gradients(model(), true, config_.grad_mode);
   if (batch > 0) engine_->step_vjp(batch, x, u, gx, gu, g_next);
 }
 
@@ -82,7 +82,7 @@ void Simulator<S>::jacobian(std::int64_t batch, const S* x, const S* u, S* x_nex
                            {"jac_x", jac_x}, {"jac_u", jac_u}}) {
     check_ptr("jacobian", name, ptr, batch);
   }
-  check_gradients(model(), mode == JacobianMode::reverse);
+  check_gradients(model(), mode == JacobianMode::reverse, config_.grad_mode);
   if (batch > 0) engine_->jacobian(batch, x, u, x_next, jac_x, jac_u, mode);
 }
 
@@ -129,7 +129,7 @@ void Simulator<S>::rollout_vjp(std::int64_t batch, std::int64_t horizon, const S
     throw InputError("Simulator::rollout_vjp: checkpoint_interval must be >= 0, got " +
                      std::to_string(checkpoint_interval));
   }
-  check_gradients(model(), true);
+  check_gradients(model(), true, config_.grad_mode);
   if (checkpoint_interval == 0) checkpoint_interval = default_checkpoint_interval(horizon);
   if (batch > 0) {
     engine_->rollout_vjp(batch, horizon, x0, actions, states, gx0, g_actions, g_states, g_final,

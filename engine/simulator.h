@@ -69,6 +69,7 @@ struct EngineConfig {
   Backend backend = Backend::cpu;  // cpu or cuda, never automatic
   int threads = 0;                 // CPU: worker threads, 0 = all cores
   void* stream = nullptr;          // CUDA: cudaStream_t, null = default stream
+  GradMode grad_mode = GradMode::ift;  // articulated models: derivatives through the solver
 };
 
 /// How the full Jacobian is built. All give the same matrix to rounding.
@@ -122,6 +123,10 @@ struct SimulatorOptions {
   Backend backend = Backend::automatic;
   int threads = 0;          // CPU backend: worker threads, 0 = all cores
   void* stream = nullptr;   // CUDA backend: a cudaStream_t to queue work on, null = default
+  // articulated models: how every derivative (JVP, VJP, Jacobian, rollout VJP) treats the
+  // constraint solver (engine/model.h): ift (default), unrolled, or fd (central differences of
+  // the whole step)
+  GradMode grad_mode = GradMode::ift;
 };
 
 /// A batched, differentiable simulator of one environment (float or double).

@@ -763,6 +763,7 @@ PHYDREAM_HD_STAGE void step_jvp(const ModelView<S>& m, const Data<S>& d, const D
                           Vec<S, K>* dqpos_next, Vec<S, K>* dqvel_next) {
   const S h = m.timestep;
   const int nv = m.nv;
+  unrolled_begin_step(m, d, t);  // the unrolled mode's record of the solver's start
   for (int i = 0; i < nv; ++i) {
     t.qpos[i] = dqpos[i];
     t.qvel[i] = dqvel[i];

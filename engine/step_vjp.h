@@ -70,6 +70,11 @@
 
 namespace phydream {
 
+// engine/constraint_vjp.h (included at the end of this file)
+template <class S, class T>
+PHYDREAM_HD_STAGE void constraints_vjp(const ModelView<S>& m, const Data<S>& d, const S* qvel, const S* cdof,
+                                       const Data<T>& a, T* g_qpos, T* g_qvel, const T* lam_c);
+
 namespace adjoint {
 
 // =============================================================================================
@@ -568,14 +573,66 @@ PHYDREAM_HD_STAGE void force_vjp(const ModelView<S>& m, const StagePrimal<S>& p,
   inverse_dynamics_vjp(m, p, a, g_qpos, g_qvel, lam, S(-1));
 }
 
-// the stage adjoint of the plain VJP: force_vjp on the stage's primal
+// the inverse-dynamics primal of the constrained acceleration qacc, recorded after the Euler
+// stage's when the step integrates damping implicitly (qacc_euler != qacc) and the model has
+// constraints: acc, frc (12 nbody)
+template <class S>
+PHYDREAM_HD bool records_constrained_acc(const ModelView<S>& m) {
+  return stage_count(m) == 1 && m.nefc_max > 0 && detail::has_damping(m);
+}
+
+/// Reverse mode of the whole stage force f = qfrc_smooth + qfrc_constraint - H a (a held at
+/// the stage's acceleration): force_vjp, plus, when the stage made constraint rows, the
+/// implicit-function-theorem adjoint of qfrc_constraint (engine/constraint_vjp.h):
+///   <lam, dqfrc_constraint> = <lam_c - lam, dqfrc_smooth - dM qacc> + <lam_c, P>,
+///   lam_c = sol_H^-1 M lam,
+/// the first term a second force_vjp with the acceleration held at the constrained qacc (the
+/// same as the stage's unless Euler integrates damping implicitly), the second constraints_vjp.
+/// Reverse mode of a constrained RK4 step is not provided (gradient_restriction refuses it): only
+/// the last stage's rows stay in d. Adjoint scratch in a: qacc_smooth (lam_c), qfrc_constraint,
+/// and what force_vjp and constraints_vjp use.
+template <class S, class T>
+PHYDREAM_HD_STAGE void stage_force_vjp(const ModelView<S>& m, const Data<S>& d, const S* primal,
+                                 const StagePrimal<S>& p, const Data<T>& a, T* g_qpos,
+                                 T* g_qvel, T* g_ctrl, const T* lam) {
+  const int nv = m.nv;
+  const int nefc = m.nefc_max > 0 ? static_cast<int>(d.nefc[0]) : 0;
+  if (nefc == 0) {
+    force_vjp(m, p, a, g_qpos, g_qvel, g_ctrl, lam);
+    return;
+  }
+  T* lc = a.qacc_smooth;
+  for (int i = 0; i < nv; ++i) {
+    T v = tangent_zero<T>();
+    for (int k = 0; k < nv; ++k) v += d.qM[nv * i + k] * lam[k];
+    lc[i] = v;
+  }
+  detail::cholesky_solve(d.sol_H, nv, lc);
+  if (records_constrained_acc(m)) {
+    force_vjp(m, p, a, g_qpos, g_qvel, g_ctrl, lam);
+    StagePrimal<S> pc = p;
+    pc.qacc = d.qacc;
+    pc.acc = primal + 12 * m.nbody + m.nq + nv;
+    pc.frc = pc.acc + 6 * m.nbody;
+    T* diff = a.qfrc_constraint;
+    for (int i = 0; i < nv; ++i) diff[i] = lc[i] - lam[i];
+    force_vjp(m, pc, a, g_qpos, g_qvel, g_ctrl, diff);
+  } else {
+    force_vjp(m, p, a, g_qpos, g_qvel, g_ctrl, lc);
+  }
+  constraints_vjp(m, d, p.qvel, p.cdof, a, g_qpos, g_qvel, lc);
+}
+
+// the stage adjoint of the plain VJP: stage_force_vjp on the stage's primal
 template <class S, class T>
 struct ForceAdjoint {
   const ModelView<S>& m;
+  const Data<S>& d;
+  const S* primal;
   const Data<T>& a;
   PHYDREAM_HD void operator()(const StagePrimal<S>& p, int /*stage*/, T* g_qpos, T* g_qvel,
                               T* g_ctrl, const T* lam) const {
-    force_vjp(m, p, a, g_qpos, g_qvel, g_ctrl, lam);
+    stage_force_vjp(m, d, primal, p, a, g_qpos, g_qvel, g_ctrl, lam);
   }
 };
 
@@ -709,14 +766,16 @@ PHYDREAM_HD_STAGE void step_sweep(const ModelView<S>& m, const Data<S>& d, const
 
 /// Scalars of primal_scratch (a function of the model's sizes and integrator):
 ///   Euler: 12 nbody + nq + nv   (inverse-dynamics primal, the input state; the other stage
-///                                primals stay in d)
+///                                primals stay in d), and 12 nbody more when the constrained
+///                                acceleration differs from the integrated one
+///                                (records_constrained_acc)
 ///   RK4:   4 (nq + 15 nv + 28 nbody + nv^2) + nv   (per stage qpos, qvel, qacc, cdof, cdof_dot,
 ///                                cinert, cvel, qLD, qLDiagInv and the inverse-dynamics primal;
 ///                                then the weighted stage velocity)
 template <class S>
 PHYDREAM_HD int vjp_scratch_size(const ModelView<S>& m) {
   if (adjoint::stage_count(m) == 4) return 4 * adjoint::stage_record_size(m) + m.nv;
-  return 12 * m.nbody + m.nq + m.nv;
+  return 12 * m.nbody + m.nq + m.nv + (adjoint::records_constrained_acc(m) ? 12 * m.nbody : 0);
 }
 
 /// The primal half of step_vjp: step() on d (input state in, next state out, bit for bit as
@@ -735,6 +794,10 @@ PHYDREAM_HD_STAGE void step_vjp_primal(const ModelView<S>& m, const Data<S>& d, 
     detail::euler_acceleration(m, d);
     adjoint::inverse_dynamics_primal(m, d.qvel, d.qacc_euler, d.cdof, d.cdof_dot, d.cinert, d.cvel,
                                      primal_scratch, primal_scratch + 6 * nb);
+    if (adjoint::records_constrained_acc(m)) {
+      S* acc = primal_scratch + 12 * nb + nq + nv;
+      adjoint::inverse_dynamics_primal(m, d.qvel, d.qacc, d.cdof, d.cdof_dot, d.cinert, d.cvel, acc, acc + 6 * nb);
+    }
     for (int i = 0; i < nv; ++i) d.qvel[i] += d.qacc_euler[i] * h;
     integrate_pos(m, d.qpos, d.qvel, h);
     d.time[0] += h;
@@ -779,7 +842,7 @@ PHYDREAM_HD_STAGE void step_vjp_sweep(const ModelView<S>& m, const Data<S>& d, c
                                 const Data<Vec<S, K>>& a, const Vec<S, K>* g_qpos_next,
                                 const Vec<S, K>* g_qvel_next, Vec<S, K>* g_qpos,
                                 Vec<S, K>* g_qvel, Vec<S, K>* g_ctrl) {
-  const adjoint::ForceAdjoint<S, Vec<S, K>> force{m, a};
+  const adjoint::ForceAdjoint<S, Vec<S, K>> force{m, d, primal_scratch, a};
   adjoint::step_sweep(m, d, primal_scratch, a, force, g_qpos_next, g_qvel_next, g_qpos, g_qvel,
                       g_ctrl);
 }
@@ -800,3 +863,5 @@ PHYDREAM_HD_STAGE void step_vjp(const ModelView<S>& m, const Data<S>& d, S* prim
 }
 
 }  // namespace phydream
+
+#include "engine/constraint_vjp.h"  // IWYU pragma: keep (constraints_vjp's definition)

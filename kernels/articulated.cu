@@ -75,16 +75,7 @@ __global__ void art_jacobian_kernel(ModelView<S> m, ArticulatedWorkspaceSizes sz
   const int nx = m.nq + m.nv, ndx = 2 * m.nv, nu = m.nu;
   for_each_env(batch, sz, ws, tws, [&](std::int64_t b, S* w, Vec<S, kArticulatedChunk>* t) {
     S* next = xn != nullptr ? xn + b * nx : nullptr;
-    if (mode == JacobianMode::forward) {
-      articulated_jacobian_fwd(m, w, t, x + b * nx, u + b * nu, next, jx + b * ndx * ndx,
-                               ju + b * ndx * nu);
-    } else if (mode == JacobianMode::analytic) {
-      articulated_jacobian_analytic(m, w, x + b * nx, u + b * nu, next, jx + b * ndx * ndx,
-                                    ju + b * ndx * nu);
-    } else {
-      articulated_jacobian_rev(m, w, t, x + b * nx, u + b * nu, next, jx + b * ndx * ndx,
-                               ju + b * ndx * nu);
-    }
+    articulated_jacobian(m, w, t, x + b * nx, u + b * nu, next, jx + b * ndx * ndx, ju + b * ndx * nu, mode);
   });
 }
 
@@ -162,7 +153,7 @@ class ArticulatedCudaEngine final : public StepEngine<S> {
   using T = Vec<S, kArticulatedChunk>;
 
   explicit ArticulatedCudaEngine(const EngineConfig& config)
-      : arrays_(*config.model), stream_(static_cast<cudaStream_t>(config.stream)) {
+      : arrays_(*config.model, false, config.grad_mode), stream_(static_cast<cudaStream_t>(config.stream)) {
     const auto& ints = arrays_.int_block();
     const auto& reals = arrays_.real_block();
     ints_dev_ = static_cast<int*>(cuda_malloc(sizeof(int) * std::max<std::size_t>(1, ints.size()), stream_));

@@ -151,6 +151,12 @@ EngineConfig resolve_config(const SimulatorOptions& options, std::string* reason
     throw InputError("disable flags apply to articulated models (a model file), not to the "
                      "built-in environment '" + options.env + "'");
   }
+  if (options.grad_mode != GradMode::ift) {
+    throw InputError("gradient modes other than ift apply to articulated models (a model file), "
+                     "whose constraint solver they differentiate; the built-in environment '" +
+                     options.env + "' has analytic derivatives and central differences "
+                     "(jacobian --mode fd, Simulator::jacobian_fd)");
+  }
   EngineConfig config;
   config.env = find_env(options.env);
   const EnvInfo& env = config.env;

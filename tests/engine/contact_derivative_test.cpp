@@ -72,6 +72,14 @@ struct Fixture {
       step_jacobian_jvp<double, 1>(m, ws.data(), tws1.data(), x.data(), u.data(), y->data(), A->data(), B->data());
     }
   }
+  // the same Jacobians by reverse sweeps (engine/constraint_vjp.h through step_jacobian_vjp)
+  void rev(const std::vector<double>& x, const std::vector<double>& u, std::vector<double>* A,
+           std::vector<double>* B, std::vector<double>* y) {
+    A->assign(ndx() * ndx(), 0.0);
+    B->assign(ndx() * m.nu, 0.0);
+    y->assign(nx(), 0.0);
+    step_jacobian_vjp<double, 8>(m, ws.data(), tws8.data(), x.data(), u.data(), y->data(), A->data(), B->data());
+  }
   void fd(const std::vector<double>& x, const std::vector<double>& u, double eps, std::vector<double>* A,
           std::vector<double>* B) {
     A->assign(ndx() * ndx(), 0.0);
@@ -140,12 +148,18 @@ TEST(ContactJacobian, IftMatchesCentralDifferences) {
     std::vector<double> u(f.m.nu);
     for (double& a : u) a = unit(rng);
 
-    std::vector<double> A, B, y, A1, B1, y1, Af, Bf, Af2, Bf2;
+    std::vector<double> A, B, y, A1, B1, y1, Ar, Br, yr, Af, Bf, Af2, Bf2;
     f.ift(x, u, &A, &B, &y, 8);
     f.ift(x, u, &A1, &B1, &y1, 1);
+    f.rev(x, u, &Ar, &Br, &yr);
     EXPECT_EQ(y, f.next(x, u)) << "the primal of the derivative differs from step()";
+    EXPECT_EQ(yr, y) << "the primal of the reverse sweeps differs from step()";
     EXPECT_LE(rel_error(A1, A), 1e-13);
     EXPECT_LE(rel_error(B1, B), 1e-13);
+    std::printf("%-14s reverse vs forward sweeps: A %.2e, B %.2e\n", s.asset, rel_error(Ar, A),
+                B.empty() ? 0.0 : rel_error(Br, B));
+    EXPECT_LE(rel_error(Ar, A), 1e-11);
+    if (!B.empty()) EXPECT_LE(rel_error(Br, B), 1e-11);
     f.fd(x, u, 1e-6, &Af, &Bf);
     f.fd(x, u, 5e-7, &Af2, &Bf2);
     const double fd_consistency = std::max(rel_error(Af2, Af), B.empty() ? 0.0 : rel_error(Bf2, Bf));
@@ -190,7 +204,7 @@ TEST(ContactJacobian, IftMatchesCentralDifferencesOnRandomContactStates) {
     std::mt19937 rng(11);
     std::uniform_real_distribution<double> unit(-1, 1);
     int checked = 0, skipped = 0;
-    double worst = 0;
+    double worst = 0, worst_rev = 0;
     for (int trial = 0; trial < 20; ++trial) {
       std::vector<double> x(f.nx(), 0.0);
       for (int i = 0; i < f.m.nq; ++i) x[i] = f.model.qpos0[i];
@@ -199,8 +213,11 @@ TEST(ContactJacobian, IftMatchesCentralDifferencesOnRandomContactStates) {
       for (int i = 0; i < f.m.nv; ++i) x[f.m.nq + i] = 0.3 * unit(rng);
       std::vector<double> u = {unit(rng)};
       if (f.ncon_at(x, u) == 0) continue;
-      std::vector<double> A, B, y, Af, Bf, Af2, Bf2;
+      std::vector<double> A, B, y, Ar, Br, yr, Af, Bf, Af2, Bf2;
       f.ift(x, u, &A, &B, &y, 8);
+      f.rev(x, u, &Ar, &Br, &yr);
+      worst_rev = std::max(worst_rev, std::max(rel_error(Ar, A), rel_error(Br, B)));
+      EXPECT_LE(std::max(rel_error(Ar, A), rel_error(Br, B)), 1e-11) << "trial " << trial;
       f.fd(x, u, 1e-6, &Af, &Bf);
       f.fd(x, u, 5e-7, &Af2, &Bf2);
       if (std::max(rel_error(Af2, Af), rel_error(Bf2, Bf)) > 1e-6) {
@@ -212,9 +229,103 @@ TEST(ContactJacobian, IftMatchesCentralDifferencesOnRandomContactStates) {
       EXPECT_LE(e, 1e-6) << "trial " << trial;
       ++checked;
     }
-    std::printf("drop (%s): %d states checked, %d near a switch skipped, worst IFT vs FD %.2e\n", cone, checked,
-                skipped, worst);
+    std::printf("drop (%s): %d states checked, %d near a switch skipped, worst IFT vs FD %.2e, reverse vs "
+                "forward sweeps %.2e\n",
+                cone, checked, skipped, worst, worst_rev);
     EXPECT_GE(checked, 5);
+  }
+}
+
+// Reverse mode of a rollout through contact: the rollout VJP (stored trajectory and checkpointed)
+// against the chain of forward-mode Jacobians along the same trajectory, and the adjoint identity
+// <g, J v> = <J' g, v> per step with step_jvp and step_vjp, one direction each.
+TEST(ContactRolloutVjp, MatchesTheChainOfForwardJacobians) {
+  for (const char* asset : {"bounce", "two_balls", "finger", "half_cheetah"}) {
+    SCOPED_TRACE(asset);
+    Fixture f(load_model(asset_path(asset)));
+    const int nx = f.nx(), ndx = f.ndx(), nu = f.m.nu;
+    std::vector<double> x0(nx, 0.0);
+    for (int i = 0; i < f.m.nq; ++i) x0[i] = f.model.qpos0[i];
+    if (f.model.nkey > 0) {
+      std::copy(f.model.key_qpos.begin(), f.model.key_qpos.begin() + f.m.nq, x0.begin());
+      std::copy(f.model.key_qvel.begin(), f.model.key_qvel.begin() + f.m.nv, x0.begin() + f.m.nq);
+    }
+    if (std::string(asset) == "finger") {
+      x0[0] = -0.12;
+      x0[f.m.nq] = 0.5;
+    }
+    ASSERT_TRUE(settle_into_contact(f, &x0, 0));
+    const int horizon = 40;
+    std::mt19937 rng(5);
+    std::uniform_real_distribution<double> unit(-0.5, 0.5);
+    std::vector<double> actions(horizon * nu), g_final(ndx);
+    for (double& a : actions) a = unit(rng);
+    for (double& g : g_final) g = unit(rng);
+
+    std::vector<double> states((horizon + 1) * nx);
+    model_rollout(f.m, f.ws.data(), x0.data(), actions.data(), horizon, states.data());
+    int rows = 0;
+    for (int t = 0; t < horizon; ++t) {
+      std::vector<double> xt(states.begin() + t * nx, states.begin() + (t + 1) * nx);
+      std::vector<double> ut(actions.begin() + t * nu, actions.begin() + (t + 1) * nu);
+      rows += f.ncon_at(xt, ut) > 0;
+      EXPECT_EQ(f.next(xt, ut), std::vector<double>(states.begin() + (t + 1) * nx, states.begin() + (t + 2) * nx))
+          << "a rollout step differs from step() from the same state, t = " << t;
+    }
+    EXPECT_GT(rows, 0);
+
+    // reverse: the rollout VJP, from the trajectory and checkpointed
+    std::vector<double> gx0(ndx, 0.0), gu(horizon * nu, 0.0), gx0c(ndx, 0.0), guc(horizon * nu, 0.0);
+    model_rollout_vjp(f.m, f.ws.data(), f.tws1.data(), states.data(), actions.data(), horizon, gx0.data(),
+                      gu.data(), static_cast<const double*>(nullptr), g_final.data());
+    std::vector<double> ckpt(rollout_checkpoint_size(f.m, horizon, 7));
+    model_rollout_vjp_checkpointed(f.m, f.ws.data(), f.tws1.data(), x0.data(), actions.data(), horizon, 7,
+                                   ckpt.data(), gx0c.data(), guc.data(), static_cast<const double*>(nullptr),
+                                   g_final.data());
+    EXPECT_EQ(gx0c, gx0);
+    EXPECT_EQ(guc, gu);
+
+    // forward: g' A_(T-1) ... A_0 and g' A_(T-1) ... A_(t+1) B_t from the forward sweeps
+    std::vector<double> g = g_final, A, B, y;
+    std::vector<double> gu_fwd(horizon * nu, 0.0);
+    for (int t = horizon - 1; t >= 0; --t) {
+      std::vector<double> xt(states.begin() + t * nx, states.begin() + (t + 1) * nx);
+      std::vector<double> ut(actions.begin() + t * nu, actions.begin() + (t + 1) * nu);
+      f.ift(xt, ut, &A, &B, &y, 8);
+      std::vector<double> gn(ndx, 0.0);
+      for (int i = 0; i < ndx; ++i) {
+        for (int j = 0; j < ndx; ++j) gn[j] += g[i] * A[i * ndx + j];
+        for (int j = 0; j < nu; ++j) gu_fwd[t * nu + j] += g[i] * B[i * nu + j];
+      }
+      g = gn;
+    }
+    const double ex = rel_error(gx0, g), eu = rel_error(gu, gu_fwd);
+    std::printf("%-14s rollout VJP (%d steps, %d with rows) vs forward Jacobian chain: x0 %.2e, actions %.2e\n",
+                asset, horizon, rows, ex, eu);
+    EXPECT_LE(ex, 1e-10);
+    EXPECT_LE(eu, 1e-10);
+
+    // adjoint identity of one step, one direction: <g, J v> = <J' g, v>
+    std::vector<double> xt(states.begin() + (horizon / 2) * nx, states.begin() + (horizon / 2 + 1) * nx);
+    std::vector<double> ut(actions.begin() + (horizon / 2) * nu, actions.begin() + (horizon / 2 + 1) * nu);
+    std::vector<double> v(ndx), dv(nu), gn(ndx), out(ndx), yn(nx), gx(ndx, 0.0), gv(nu, 0.0);
+    for (double& e : v) e = unit(rng);
+    for (double& e : dv) e = unit(rng);
+    for (double& e : gn) e = unit(rng);
+    articulated_jvp(f.m, f.ws.data(), f.tws8.data(), xt.data(), ut.data(), v.data(), dv.data(), yn.data(),
+                    out.data());
+    articulated_vjp(f.m, f.ws.data(), f.tws8.data(), xt.data(), ut.data(), gx.data(), gv.data(), gn.data());
+    double lhs = 0, rhs = 0, scale = 0;
+    for (int i = 0; i < ndx; ++i) {
+      lhs += gn[i] * out[i];
+      rhs += gx[i] * v[i];
+      scale += std::abs(gn[i] * out[i]) + std::abs(gx[i] * v[i]);
+    }
+    for (int i = 0; i < nu; ++i) {
+      rhs += gv[i] * dv[i];
+      scale += std::abs(gv[i] * dv[i]);
+    }
+    EXPECT_LE(std::abs(lhs - rhs), 1e-12 * std::max(scale, 1.0)) << lhs << " vs " << rhs;
   }
 }
 
