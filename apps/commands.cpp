@@ -45,6 +45,20 @@ SimulatorOptions simulator_options(const SimArgs& a) {
   }
   o.env = a.env;
   o.model_file = a.model;
+  if (a.grad_mode == "ift") {
+    o.grad_mode = GradMode::ift;
+  } else if (a.grad_mode == "unrolled") {
+    o.grad_mode = GradMode::unrolled;
+  } else if (a.grad_mode == "fd") {
+    o.grad_mode = GradMode::fd;
+  } else {
+    throw InputError("unknown --grad-mode '" + a.grad_mode + "'; expected ift, unrolled or fd");
+  }
+  if (o.grad_mode != GradMode::ift && a.model.empty()) {
+    throw InputError("--grad-mode " + a.grad_mode + " applies to articulated models, whose "
+                     "constraint solver it differentiates; give --model FILE (for central "
+                     "differences of a built-in environment: jacobian --mode fd)");
+  }
   for (const std::string& flag : a.disable) {
     // "contact,limit" and repeated --disable both work
     std::stringstream list(flag);
@@ -461,6 +475,166 @@ int demo_typed(const DemoArgs& a) {
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
+
+// -------------------------------------------------------------------------------------------
+// gradcheck
+
+// one gradient mode's Jacobians against the central-difference reference
+struct GradcheckRow {
+  std::string mode;
+  std::string refused;        // why the mode is unavailable for the model, or empty
+  std::vector<double> error;  // per environment: max |J - J_fd| / max(max |J_fd|, 1e-12)
+  std::int64_t nonfinite = 0;
+  double seconds = 0;
+};
+
+template <class S>
+std::vector<double> host_jacobians(Simulator<S>& sim, std::int64_t batch, const Buffer<S>& x,
+                                   const Buffer<S>& u, JacobianMode mode, bool fd, double eps,
+                                   double* seconds) {
+  const int ndx = sim.ndx(), nu = sim.nu();
+  Buffer<S> jx(sim.backend(), static_cast<std::size_t>(batch * ndx * ndx));
+  Buffer<S> ju(sim.backend(), static_cast<std::size_t>(batch * ndx * nu));
+  const auto t0 = Clock::now();
+  if (fd) {
+    sim.jacobian_fd(batch, x.data(), u.data(), jx.data(), ju.data(), static_cast<S>(eps));
+  } else {
+    sim.jacobian(batch, x.data(), u.data(), nullptr, jx.data(), ju.data(), mode);
+  }
+  sim.synchronize();
+  *seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  // [A | B] per environment, in double
+  const auto a = jx.to_vector(), b = ju.to_vector();
+  std::vector<double> out(static_cast<std::size_t>(batch * ndx * (ndx + nu)));
+  for (std::int64_t e = 0; e < batch; ++e) {
+    double* row = out.data() + e * ndx * (ndx + nu);
+    for (int i = 0; i < ndx; ++i) {
+      for (int j = 0; j < ndx; ++j) row[i * (ndx + nu) + j] = a[(e * ndx + i) * ndx + j];
+      for (int j = 0; j < nu; ++j) row[i * (ndx + nu) + ndx + j] = b[(e * ndx + i) * nu + j];
+    }
+  }
+  return out;
+}
+
+double quantile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[static_cast<std::size_t>(q * static_cast<double>(v.size() - 1) + 0.5)];
+}
+
+template <class S>
+int gradcheck_typed(const GradcheckArgs& a) {
+  if (a.sim.model.empty()) throw InputError("gradcheck needs --model FILE");
+  if (a.sim.grad_mode != "ift") {
+    throw InputError("gradcheck compares every gradient mode; --grad-mode does not apply");
+  }
+  if (!(std::isfinite(a.fd_eps) && a.fd_eps >= 0)) {
+    std::ostringstream os;
+    os << "--fd-eps " << a.fd_eps << ": expected a finite relative step >= 0 (0: the default)";
+    throw InputError(os.str());
+  }
+  SimulatorOptions base = simulator_options(a.sim);
+  Simulator<S> ref(base);
+  const int nx = ref.nx(), ndx = ref.ndx(), nu = ref.nu();
+  const auto x = load_checked<S>("--states", a.states, {Dim::any("B"), Dim::fixed(nx, "nx")});
+  const auto u = load_checked<S>("--actions", a.actions, {Dim::any("B"), Dim::fixed(nu, "nu")});
+  check_same_dim("--actions", a.actions, u, 0, "--states", a.states, x, 0, "batch B");
+  const std::int64_t batch = x.shape[0];
+  if (batch == 0) throw InputError("--states: no states (B = 0)");
+  announce(ref);
+  const Backend be = ref.backend();
+  Buffer<S> bx(be, x.data.size()), bu(be, u.data.size());
+  bx.upload(x.data.data());
+  bu.upload(u.data.data());
+
+  double fd_seconds = 0;
+  const std::vector<double> jfd = host_jacobians(ref, batch, bx, bu, JacobianMode::forward, true, a.fd_eps, &fd_seconds);
+  const std::size_t per = static_cast<std::size_t>(ndx * (ndx + nu));
+
+  struct Spec {
+    const char* name;
+    GradMode grad;
+    JacobianMode mode;
+  };
+  const Spec specs[] = {{"ift (forward sweeps)", GradMode::ift, JacobianMode::forward},
+                        {"ift (reverse sweeps)", GradMode::ift, JacobianMode::reverse},
+                        {"unrolled", GradMode::unrolled, JacobianMode::forward}};
+  std::vector<GradcheckRow> rows;
+  for (const Spec& sp : specs) {
+    GradcheckRow r;
+    r.mode = sp.name;
+    SimulatorOptions o = base;
+    o.grad_mode = sp.grad;
+    try {
+      Simulator<S> sim(o);
+      const std::vector<double> j = host_jacobians(sim, batch, bx, bu, sp.mode, false, 0, &r.seconds);
+      for (std::int64_t e = 0; e < batch; ++e) {
+        double err = 0, scale = 0;
+        bool finite = true;
+        for (std::size_t k = 0; k < per; ++k) {
+          const double v = j[e * per + k], w = jfd[e * per + k];
+          finite = finite && std::isfinite(v);
+          err = std::max(err, std::abs(v - w));
+          scale = std::max(scale, std::abs(w));
+        }
+        if (!finite) {
+          ++r.nonfinite;
+          continue;
+        }
+        r.error.push_back(err / std::max(scale, 1e-12));
+      }
+    } catch (const InputError& e) {
+      r.refused = e.what();
+    }
+    rows.push_back(r);
+  }
+
+  if (a.json) {
+    nlohmann::json out;
+    out["model"] = a.sim.model;
+    out["batch"] = batch;
+    out["dtype"] = sizeof(S) == 4 ? "f32" : "f64";
+    out["reference"] = "central differences (Simulator::jacobian_fd)";
+    out["reference_seconds"] = fd_seconds;
+    for (const GradcheckRow& r : rows) {
+      nlohmann::json m;
+      m["mode"] = r.mode;
+      if (!r.refused.empty()) {
+        m["refused"] = r.refused;
+      } else {
+        m["median_rel_error"] = quantile(r.error, 0.5);
+        m["p90_rel_error"] = quantile(r.error, 0.9);
+        m["max_rel_error"] = r.error.empty() ? 0.0 : *std::max_element(r.error.begin(), r.error.end());
+        m["nonfinite_envs"] = r.nonfinite;
+        m["seconds"] = r.seconds;
+      }
+      out["modes"].push_back(m);
+    }
+    std::cout << out.dump() << "\n";
+    return 0;
+  }
+  std::printf("Jacobians [A | B] of %lld states against central differences (%.3g s), per "
+              "environment max |J - J_fd| / max |J_fd|:\n",
+              static_cast<long long>(batch), fd_seconds);
+  std::printf("  %-22s %11s %11s %11s %9s %10s\n", "mode", "median", "p90", "max", "nonfinite", "seconds");
+  for (const GradcheckRow& r : rows) {
+    if (!r.refused.empty()) {
+      std::printf("  %-22s refused: %s\n", r.mode.c_str(), r.refused.c_str());
+      continue;
+    }
+    std::printf("  %-22s %11.3e %11.3e %11.3e %9lld %10.3g\n", r.mode.c_str(), quantile(r.error, 0.5),
+                quantile(r.error, 0.9),
+                r.error.empty() ? 0.0 : *std::max_element(r.error.begin(), r.error.end()),
+                static_cast<long long>(r.nonfinite), r.seconds);
+  }
+  std::printf("(central differences carry their own error, about sqrt(machine epsilon) relative, and "
+              "are wrong where a contact row switches state within the step)\n");
+  return 0;
+}
+
+int run_gradcheck(const GradcheckArgs& a) {
+  return is_f32(a.sim.dtype) ? gradcheck_typed<float>(a) : gradcheck_typed<double>(a);
+}
 
 int run_envs(bool json) {
   if (json) {

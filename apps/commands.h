@@ -20,6 +20,7 @@ struct SimArgs {
   std::string backend = "auto";
   std::string dtype = "f64";
   int threads = 0;
+  std::string grad_mode = "ift";  // ift | unrolled | fd (articulated models)
 };
 
 struct StepArgs {
@@ -39,6 +40,13 @@ struct RolloutArgs {
   bool allow_nonfinite = false;
 };
 
+struct GradcheckArgs {
+  SimArgs sim;
+  std::string states, actions;
+  double fd_eps = 0;  // 0: the default for the dtype
+  bool json = false;
+};
+
 struct DemoArgs {
   std::int64_t batch = 0;  // 0: 1e5 on the CPU, 4e6 on a GPU
   std::int64_t steps = 100;
@@ -54,5 +62,6 @@ int run_info();
 int run_step(const StepArgs& args);
 int run_rollout(const RolloutArgs& args);
 int run_demo(const DemoArgs& args);
+int run_gradcheck(const GradcheckArgs& args);
 
 }  // namespace phydream::cli

@@ -44,6 +44,11 @@ void add_sim_options(CLI::App* cmd, SimArgs& s, double& dt_value, CLI::Option*& 
       ->capture_default_str();
   cmd->add_option("--threads", s.threads, "CPU worker threads, 0 = all cores")
       ->capture_default_str();
+  cmd->add_option("--grad-mode", s.grad_mode,
+                  "with --model: how derivatives treat the constraint solver: ift (implicit "
+                  "function theorem at the solution), unrolled (through the solver's iterations, "
+                  "as automatic differentiation would), fd (central differences of the step)")
+      ->capture_default_str();
 }
 
 }  // namespace
@@ -134,6 +139,20 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   rollout->add_flag("--allow-nonfinite", roll_args.allow_nonfinite,
                     "write outputs even if the simulation produced NaN/Inf");
+
+  // gradcheck
+  phydream::cli::GradcheckArgs gc_args;
+  double gc_dt = 0;
+  CLI::Option* gc_dt_opt = nullptr;
+  auto* gradcheck = app.add_subcommand(
+      "gradcheck", "the step Jacobians of a model at given states in every gradient mode (ift by "
+                   "forward and reverse sweeps, unrolled) against central differences");
+  add_sim_options(gradcheck, gc_args.sim, gc_dt, gc_dt_opt);
+  gradcheck->add_option("--states", gc_args.states, "states, NPY (B, nx)")->required();
+  gradcheck->add_option("--actions", gc_args.actions, "actions, NPY (B, nu)")->required();
+  gradcheck->add_option("--fd-eps", gc_args.fd_eps,
+                        "relative step of the central differences (0: 1e-6 f64, 1e-3 f32)");
+  gradcheck->add_flag("--json", gc_args.json, "print one JSON object");
 
   // demo
   phydream::cli::DemoArgs demo_args;
@@ -248,6 +267,7 @@ int main(int argc, char** argv) {
   if (exp_steps_opt->count() > 0) exp_args.steps = exp_steps;
   if (exp_seeds_opt->count() > 0) exp_args.seeds = exp_seeds;
   if (roll_dt_opt->count() > 0) roll_args.sim.dt = roll_dt;
+  if (gc_dt_opt->count() > 0) gc_args.sim.dt = gc_dt;
 
   try {
     if (envs->parsed()) return phydream::cli::run_envs(envs_json);
@@ -257,6 +277,7 @@ int main(int argc, char** argv) {
     if (jacobian->parsed()) return phydream::cli::run_step(jac_args);
     if (rollout->parsed()) return phydream::cli::run_rollout(roll_args);
     if (demo->parsed()) return phydream::cli::run_demo(demo_args);
+    if (gradcheck->parsed()) return phydream::cli::run_gradcheck(gc_args);
     if (train->parsed()) return phydream::cli::run_train(train_args);
     if (eval->parsed()) return phydream::cli::run_eval(eval_args);
     if (mlp_grad->parsed()) return phydream::cli::run_mlp_grad(grad_args);

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -13,6 +14,8 @@
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "engine/npy.h"
 #include "engine/simulator.h"
@@ -233,7 +236,20 @@ TEST_F(ModelCli, BallAndFreeJointsUseTangentShapes) {
   EXPECT_LT(max_abs_diff(npy::load<double>(path("roll/grad_actions.npy")).data, gU), 1e-12);
 }
 
-TEST_F(ModelCli, ContactModelsStepAndDifferentiateInForwardModeOnly) {
+// the largest entry-wise difference between two NPY arrays, relative to the largest of b
+static double npy_rel_diff(const std::string& a_path, const std::string& b_path) {
+  const auto a = npy::load<double>(a_path).data;
+  const auto b = npy::load<double>(b_path).data;
+  EXPECT_EQ(a.size(), b.size());
+  double err = 0, scale = 0;
+  for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    err = std::max(err, std::abs(a[i] - b[i]));
+    scale = std::max(scale, std::abs(b[i]));
+  }
+  return err / std::max(scale, 1e-300);
+}
+
+TEST_F(ModelCli, ContactModelsStepAndDifferentiateInEveryMode) {
   // half-cheetah with its ground contact and joint limits enabled, the torso low enough that the
   // feet press into the floor
   std::vector<double> x0(18, 0.0);
@@ -243,24 +259,73 @@ TEST_F(ModelCli, ContactModelsStepAndDifferentiateInForwardModeOnly) {
   const std::string io = " --model '" + asset("half_cheetah") + "' --backend cpu --state '" + xs + "' --action '" + us + "'";
   const CliResult step = run("step" + io + " --out '" + path("step") + "'");
   ASSERT_EQ(step.status, 0) << step.err;
-  const CliResult ift = run("jacobian" + io + " --out '" + path("ift") + "'");
-  ASSERT_EQ(ift.status, 0) << ift.err;
+  for (const char* mode : {"analytic", "rev"}) {
+    const CliResult r = run(std::string("jacobian") + io + " --mode " + mode + " --out '" + path(mode) + "'");
+    ASSERT_EQ(r.status, 0) << r.err;
+  }
   const CliResult fd = run("jacobian" + io + " --mode fd --out '" + path("fd") + "'");
   ASSERT_EQ(fd.status, 0) << fd.err;
-  const auto a = npy::load<double>(path("ift/jac_state.npy")).data;
-  const auto b = npy::load<double>(path("fd/jac_state.npy")).data;
-  double err = 0, scale = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    err = std::max(err, std::abs(a[i] - b[i]));
-    scale = std::max(scale, std::abs(b[i]));
+  const CliResult gfd = run("jacobian" + io + " --grad-mode fd --out '" + path("gfd") + "'");
+  ASSERT_EQ(gfd.status, 0) << gfd.err;
+  // IFT by forward and reverse sweeps agree to rounding, and with central differences
+  EXPECT_LT(npy_rel_diff(path("rev/jac_state.npy"), path("analytic/jac_state.npy")), 1e-10);
+  EXPECT_LT(npy_rel_diff(path("rev/jac_action.npy"), path("analytic/jac_action.npy")), 1e-10);
+  EXPECT_LT(npy_rel_diff(path("analytic/jac_state.npy"), path("fd/jac_state.npy")), 1e-4);
+  // --grad-mode fd is the same central difference as --mode fd
+  EXPECT_EQ(npy::load<double>(path("gfd/jac_state.npy")).data, npy::load<double>(path("fd/jac_state.npy")).data);
+  // rollout gradients through contact, in both gradient modes that have them natively
+  const std::string acts = save("acts.npy", std::vector<double>(5 * 6, 0.1), {1, 5, 6});
+  const std::string rio = " --model '" + asset("half_cheetah") + "' --backend cpu --state '" + xs + "' --actions '" + acts + "' --grad";
+  const CliResult r1 = run("rollout" + rio + " --out '" + path("roll_ift") + "'");
+  ASSERT_EQ(r1.status, 0) << r1.err;
+  const CliResult r2 = run("rollout" + rio + " --grad-mode fd --out '" + path("roll_fd") + "'");
+  ASSERT_EQ(r2.status, 0) << r2.err;
+  EXPECT_LT(npy_rel_diff(path("roll_ift/grad_actions.npy"), path("roll_fd/grad_actions.npy")), 1e-4);
+  // reverse mode of a constrained RK4 step under ift is refused, naming what to use instead
+  const CliResult rk = run("jacobian" + io + " --integrator rk4 --mode rev --out '" + path("rk") + "'");
+  EXPECT_EQ(rk.status, 2);
+  EXPECT_NE(rk.err.find("RK4"), std::string::npos) << rk.err;
+  EXPECT_NE(rk.err.find("--grad-mode"), std::string::npos) << rk.err;
+  EXPECT_FALSE(fs::exists(path("rk")));
+  // an unknown gradient mode, or one for a built-in environment, exits 2
+  const CliResult bad = run("jacobian" + io + " --grad-mode autodiff --out '" + path("bad") + "'");
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.err.find("--grad-mode"), std::string::npos) << bad.err;
+  EXPECT_FALSE(fs::exists(path("bad")));
+}
+
+TEST_F(ModelCli, GradcheckComparesEveryModeWithCentralDifferences) {
+  // three half-cheetah states with the feet pressed into the floor
+  std::vector<double> xs(3 * 18, 0.0);
+  for (int b = 0; b < 3; ++b) {
+    xs[b * 18 + 1] = -0.1 + 0.01 * b;
+    xs[b * 18 + 9] = 0.2 * b;  // forward velocity
   }
-  EXPECT_LT(err, 1e-4 * scale) << "IFT Jacobian against central differences";
-  // reverse mode through the solver is refused, naming what to use instead, writing nothing
-  const CliResult rev = run("jacobian" + io + " --mode rev --out '" + path("rev") + "'");
-  EXPECT_EQ(rev.status, 2);
-  EXPECT_NE(rev.err.find("reverse mode"), std::string::npos) << rev.err;
-  EXPECT_NE(rev.err.find("--mode fd"), std::string::npos) << rev.err;
-  EXPECT_FALSE(fs::exists(path("rev")));
+  const std::string states = save("xs.npy", xs, {3, 18});
+  const std::string actions = save("us.npy", std::vector<double>(3 * 6, 0.1), {3, 6});
+  const std::string io = " --model '" + asset("half_cheetah") + "' --backend cpu --states '" + states +
+                         "' --actions '" + actions + "'";
+  const CliResult r = run("gradcheck" + io);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("ift (forward sweeps)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("ift (reverse sweeps)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("unrolled"), std::string::npos) << r.out;
+  const CliResult j = run("gradcheck" + io + " --json");
+  ASSERT_EQ(j.status, 0) << j.err;
+  const auto doc = nlohmann::json::parse(j.out);
+  ASSERT_EQ(doc["modes"].size(), 3u);
+  for (const auto& m : doc["modes"]) {
+    SCOPED_TRACE(m["mode"].get<std::string>());
+    ASSERT_FALSE(m.contains("refused")) << m.dump();
+    EXPECT_LT(m["max_rel_error"].get<double>(), 1e-4);
+    EXPECT_EQ(m["nonfinite_envs"].get<int>(), 0);
+  }
+  // states of the wrong width exit 2 naming the option
+  const std::string bad = save("bad.npy", std::vector<double>(3 * 5, 0.0), {3, 5});
+  const CliResult b = run("gradcheck --model '" + asset("half_cheetah") + "' --states '" + bad + "' --actions '" +
+                          actions + "'");
+  EXPECT_EQ(b.status, 2);
+  EXPECT_NE(b.err.find("--states"), std::string::npos) << b.err;
 }
 
 TEST_F(ModelCli, BadOptionsExitTwoAndWriteNothing) {
