@@ -24,96 +24,12 @@
 #include "engine/model_json.h"
 #include "engine/model_view.h"
 #include "engine/step_jvp.h"
+#include "tests/engine/contact_fixture.h"
 
 namespace phydream {
 namespace {
 
-std::string asset_path(const std::string& name) {
-  return std::string(PHYDREAM_SOURCE_DIR) + "/assets/" + name + ".xml";
-}
-
-struct Fixture {
-  Model model;
-  std::unique_ptr<ModelArrays<double>> arrays;
-  ModelView<double> m{};
-  std::vector<double> ws;
-  std::vector<Vec<double, 8>> tws8;
-  std::vector<Vec<double, 1>> tws1;
-
-  explicit Fixture(Model mdl) : model(std::move(mdl)) {
-    model.opt_tolerance = 0;  // iterate to machine precision
-    arrays = std::make_unique<ModelArrays<double>>(model);
-    m = arrays->view();
-    const ArticulatedWorkspaceSizes sz = articulated_workspace_sizes(m);
-    ws.assign(sz.scalars, 0.0);
-    tws8.assign(sz.tangents, Vec<double, 8>::zero());
-    tws1.assign(sz.tangents * 8, Vec<double, 1>::zero());
-  }
-  int nx() const { return m.nq + m.nv; }
-  int ndx() const { return 2 * m.nv; }
-
-  std::vector<double> next(const std::vector<double>& x, const std::vector<double>& u) {
-    std::vector<double> y(nx());
-    articulated_step(m, ws.data(), x.data(), u.data(), y.data());
-    return y;
-  }
-  int ncon_at(const std::vector<double>& x, const std::vector<double>& u) {
-    next(x, u);
-    return static_cast<int>(data_at(data_layout(m), ws.data()).nefc[0]);
-  }
-  void ift(const std::vector<double>& x, const std::vector<double>& u, std::vector<double>* A,
-           std::vector<double>* B, std::vector<double>* y, int k) {
-    A->assign(ndx() * ndx(), 0.0);
-    B->assign(ndx() * m.nu, 0.0);
-    y->assign(nx(), 0.0);
-    if (k == 8) {
-      step_jacobian_jvp<double, 8>(m, ws.data(), tws8.data(), x.data(), u.data(), y->data(), A->data(), B->data());
-    } else {
-      step_jacobian_jvp<double, 1>(m, ws.data(), tws1.data(), x.data(), u.data(), y->data(), A->data(), B->data());
-    }
-  }
-  // the same Jacobians by reverse sweeps (engine/constraint_vjp.h through step_jacobian_vjp)
-  void rev(const std::vector<double>& x, const std::vector<double>& u, std::vector<double>* A,
-           std::vector<double>* B, std::vector<double>* y) {
-    A->assign(ndx() * ndx(), 0.0);
-    B->assign(ndx() * m.nu, 0.0);
-    y->assign(nx(), 0.0);
-    step_jacobian_vjp<double, 8>(m, ws.data(), tws8.data(), x.data(), u.data(), y->data(), A->data(), B->data());
-  }
-  void fd(const std::vector<double>& x, const std::vector<double>& u, double eps, std::vector<double>* A,
-          std::vector<double>* B) {
-    A->assign(ndx() * ndx(), 0.0);
-    B->assign(ndx() * m.nu, 0.0);
-    articulated_jacobian_fd(m, ws.data(), x.data(), u.data(), eps, A->data(), B->data());
-  }
-};
-
-double rel_error(const std::vector<double>& a, const std::vector<double>& b) {
-  double num = 0, den = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    num = std::max(num, std::abs(a[i] - b[i]));
-    den = std::max(den, std::abs(b[i]));
-  }
-  return num / std::max(den, 1e-300);
-}
-
-struct Case {
-  std::string name;
-  std::vector<double> qpos, qvel;  // a state in contact
-};
-
-// runs the model from (qpos, qvel) under zero control until it has rows, then `extra` steps
-bool settle_into_contact(Fixture& f, std::vector<double>* x, int extra) {
-  std::vector<double> u(f.m.nu, 0.0);
-  for (int t = 0; t < 3000; ++t) {
-    if (f.ncon_at(*x, u) > 0) {
-      for (int k = 0; k < extra; ++k) *x = f.next(*x, u);
-      return f.ncon_at(*x, u) > 0;
-    }
-    *x = f.next(*x, u);
-  }
-  return false;
-}
+using namespace contact_test;
 
 TEST(ContactJacobian, IftMatchesCentralDifferences) {
   struct Spec {
@@ -149,8 +65,8 @@ TEST(ContactJacobian, IftMatchesCentralDifferences) {
     for (double& a : u) a = unit(rng);
 
     std::vector<double> A, B, y, A1, B1, y1, Ar, Br, yr, Af, Bf, Af2, Bf2;
-    f.ift(x, u, &A, &B, &y, 8);
-    f.ift(x, u, &A1, &B1, &y1, 1);
+    f.jacobian(x, u, &A, &B, &y, 8);
+    f.jacobian(x, u, &A1, &B1, &y1, 1);
     f.rev(x, u, &Ar, &Br, &yr);
     EXPECT_EQ(y, f.next(x, u)) << "the primal of the derivative differs from step()";
     EXPECT_EQ(yr, y) << "the primal of the reverse sweeps differs from step()";
@@ -165,7 +81,7 @@ TEST(ContactJacobian, IftMatchesCentralDifferences) {
     const double fd_consistency = std::max(rel_error(Af2, Af), B.empty() ? 0.0 : rel_error(Bf2, Bf));
     const double ea = rel_error(A, Af), eb = B.empty() ? 0.0 : rel_error(B, Bf);
     std::printf("%-14s rows %d: IFT vs central FD: A %.2e, B %.2e (FD step halving %.2e)\n", s.asset,
-                f.ncon_at(x, u), ea, eb, fd_consistency);
+                f.rows_at(x, u), ea, eb, fd_consistency);
     ASSERT_LE(fd_consistency, 1e-6) << "the state is too close to an active-set switch";
     EXPECT_LE(ea, 1e-6);
     EXPECT_LE(eb, 1e-6);
@@ -178,29 +94,7 @@ TEST(ContactJacobian, IftMatchesCentralDifferences) {
 TEST(ContactJacobian, IftMatchesCentralDifferencesOnRandomContactStates) {
   for (const char* cone : {"pyramidal", "elliptic"}) {
     SCOPED_TRACE(cone);
-    const std::string xml = std::string(R"(
-<mujoco model="drop">
-  <option timestep="0.002" cone=")") + cone + R"("/>
-  <default>
-    <geom contype="2" conaffinity="1"/>
-  </default>
-  <worldbody>
-    <geom name="floor" type="plane" size="5 5 0.1" friction="0.8 0.01 0.001" contype="1" conaffinity="2"/>
-    <body name="box" pos="0 0 0.12" euler="10 20 30">
-      <freejoint/>
-      <geom type="box" size="0.1 0.08 0.05" density="500"/>
-    </body>
-    <body name="arm" pos="0.5 0 0.3">
-      <joint name="shoulder" type="hinge" axis="0 1 0" limited="true" range="-30 45"
-             frictionloss="0.05" damping="0.1"/>
-      <geom type="capsule" fromto="0 0 0 0.3 0 0" size="0.04"/>
-    </body>
-  </worldbody>
-  <actuator>
-    <motor joint="shoulder" gear="2" ctrllimited="true" ctrlrange="-1 1"/>
-  </actuator>
-</mujoco>)";
-    Fixture f(load_mjcf_string(xml, "drop.xml"));
+    Fixture f(drop_model(cone, "Euler"));
     std::mt19937 rng(11);
     std::uniform_real_distribution<double> unit(-1, 1);
     int checked = 0, skipped = 0;
@@ -212,9 +106,9 @@ TEST(ContactJacobian, IftMatchesCentralDifferencesOnRandomContactStates) {
       x[f.m.nq - 1] += 0.8 * unit(rng);   // shoulder angle: near or past its limits
       for (int i = 0; i < f.m.nv; ++i) x[f.m.nq + i] = 0.3 * unit(rng);
       std::vector<double> u = {unit(rng)};
-      if (f.ncon_at(x, u) == 0) continue;
+      if (f.rows_at(x, u) == 0) continue;
       std::vector<double> A, B, y, Ar, Br, yr, Af, Bf, Af2, Bf2;
-      f.ift(x, u, &A, &B, &y, 8);
+      f.jacobian(x, u, &A, &B, &y, 8);
       f.rev(x, u, &Ar, &Br, &yr);
       worst_rev = std::max(worst_rev, std::max(rel_error(Ar, A), rel_error(Br, B)));
       EXPECT_LE(std::max(rel_error(Ar, A), rel_error(Br, B)), 1e-11) << "trial " << trial;
@@ -268,7 +162,7 @@ TEST(ContactRolloutVjp, MatchesTheChainOfForwardJacobians) {
     for (int t = 0; t < horizon; ++t) {
       std::vector<double> xt(states.begin() + t * nx, states.begin() + (t + 1) * nx);
       std::vector<double> ut(actions.begin() + t * nu, actions.begin() + (t + 1) * nu);
-      rows += f.ncon_at(xt, ut) > 0;
+      rows += f.rows_at(xt, ut) > 0;
       EXPECT_EQ(f.next(xt, ut), std::vector<double>(states.begin() + (t + 1) * nx, states.begin() + (t + 2) * nx))
           << "a rollout step differs from step() from the same state, t = " << t;
     }
@@ -291,7 +185,7 @@ TEST(ContactRolloutVjp, MatchesTheChainOfForwardJacobians) {
     for (int t = horizon - 1; t >= 0; --t) {
       std::vector<double> xt(states.begin() + t * nx, states.begin() + (t + 1) * nx);
       std::vector<double> ut(actions.begin() + t * nu, actions.begin() + (t + 1) * nu);
-      f.ift(xt, ut, &A, &B, &y, 8);
+      f.jacobian(xt, ut, &A, &B, &y, 8);
       std::vector<double> gn(ndx, 0.0);
       for (int i = 0; i < ndx; ++i) {
         for (int j = 0; j < ndx; ++j) gn[j] += g[i] * A[i * ndx + j];
