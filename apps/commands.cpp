@@ -130,6 +130,60 @@ void check_outputs_finite(const std::string& name, const std::vector<S>& data, s
                            "--allow-nonfinite to write them anyway");
 }
 
+// The constraint solver's outcome per environment over a command's calls (Simulator::
+// solver_status): the worst flag of each environment so far.
+class SolverReport {
+ public:
+  explicit SolverReport(std::int64_t batch) : worst_(static_cast<std::size_t>(batch), 0) {}
+
+  // after a Simulator call on `batch` environments
+  template <class S>
+  void add(Simulator<S>& sim, std::int64_t batch) {
+    if (batch == 0) return;
+    Buffer<std::uint8_t> flags(sim.backend(), static_cast<std::size_t>(batch));
+    sim.solver_status(batch, flags.data());
+    sim.synchronize();
+    const std::vector<std::uint8_t> f = flags.to_vector();
+    for (std::size_t b = 0; b < f.size(); ++b) worst_[b] = std::max(worst_[b], f[b]);
+  }
+
+  // environments whose solve stopped at the iteration cap: a warning on stderr; a non-finite
+  // solve: an error unless allowed (nothing is written then)
+  void check(bool allow_nonfinite) const {
+    const std::string capped = list(SolveFlag::iteration_cap), bad = list(SolveFlag::nonfinite);
+    if (!capped.empty()) {
+      std::fprintf(stderr, "phydream: warning: the constraint solver stopped at the model's iteration "
+                   "cap before converging in %s; raise <option iterations> or the tolerance\n",
+                   capped.c_str());
+    }
+    if (bad.empty()) return;
+    const std::string what = "the constraint solver produced non-finite values in " + bad;
+    if (allow_nonfinite) {
+      std::fprintf(stderr, "phydream: warning: %s; written anyway (--allow-nonfinite)\n", what.c_str());
+      return;
+    }
+    throw std::runtime_error(what + "; nothing written. Check the states, or pass --allow-nonfinite "
+                             "to write the outputs anyway");
+  }
+
+ private:
+  // "N of B environments (first: i j ...)" with flag f, or empty
+  std::string list(SolveFlag f) const {
+    std::vector<std::size_t> envs;
+    for (std::size_t b = 0; b < worst_.size(); ++b) {
+      if (worst_[b] == static_cast<std::uint8_t>(f)) envs.push_back(b);
+    }
+    if (envs.empty()) return {};
+    std::ostringstream os;
+    os << envs.size() << " of " << worst_.size() << " environments (first:";
+    for (std::size_t k = 0; k < std::min<std::size_t>(envs.size(), 8); ++k) os << ' ' << envs[k];
+    os << ")";
+    return os.str();
+  }
+
+  std::vector<std::uint8_t> worst_;
+};
+
 // The cotangent of 1/2 |x|^2 in an articulated model's tangent coordinates [dqpos (nv), dqvel
 // (nv)]: hinge and slide coordinates and free-joint positions give themselves; a unit
 // quaternion's norm does not change under a rotation, so its rotation-vector part is 0.
@@ -180,13 +234,16 @@ int step_typed(const StepArgs& a) {
   bx.upload(x.data.data());
   bu.upload(u.data.data());
   OutputDir out(a.out);
+  SolverReport solver(batch);
   if (!a.jacobian) {
     sim.step(batch, bx.data(), bu.data(), bxn.data());
+    solver.add(sim, batch);
   } else {
     Buffer<S> jx(be, static_cast<std::size_t>(batch * ndx * ndx));
     Buffer<S> ju(be, static_cast<std::size_t>(batch * ndx * nu));
     if (a.mode == "fd") {
       sim.step(batch, bx.data(), bu.data(), bxn.data());
+      solver.add(sim, batch);
       sim.jacobian_fd(batch, bx.data(), bu.data(), jx.data(), ju.data(), static_cast<S>(a.fd_eps));
     } else {
       sim.jacobian(batch, bx.data(), bu.data(), bxn.data(), jx.data(), ju.data(),
@@ -194,12 +251,15 @@ int step_typed(const StepArgs& a) {
                    : a.mode == "rev" ? JacobianMode::reverse
                                      : JacobianMode::analytic);
     }
+    solver.add(sim, batch);
+    solver.check(a.allow_nonfinite);
     const auto jx_host = jx.to_vector(), ju_host = ju.to_vector();
     check_outputs_finite("jac_state.npy", jx_host, batch, a.allow_nonfinite);
     check_outputs_finite("jac_action.npy", ju_host, batch, a.allow_nonfinite);
     out.add("jac_state.npy", jx_host, {batch, ndx, ndx});
     out.add("jac_action.npy", ju_host, {batch, ndx, nu});
   }
+  if (!a.jacobian) solver.check(a.allow_nonfinite);
   const auto xn_host = bxn.to_vector();
   check_outputs_finite("next_state.npy", xn_host, batch, a.allow_nonfinite);
   out.add("next_state.npy", xn_host, {batch, nx});
@@ -216,7 +276,19 @@ int rollout_typed(const RolloutArgs& a) {
     throw InputError("--checkpoint must be -1 (stored trajectory), 0 (sqrt(T)) or a positive "
                      "interval, got " + std::to_string(a.checkpoint));
   }
-  Simulator<S> sim(simulator_options(a.sim));
+  if (a.toi && !a.grad) {
+    throw InputError("--toi corrects the gradient of impacts; add --grad");
+  }
+  if (a.toi && a.checkpoint != -1) {
+    throw InputError("--toi needs the stored trajectory (--checkpoint -1, the default), not "
+                     "re-simulation from checkpoints");
+  }
+  if (a.toi && a.sim.model.empty()) {
+    throw InputError("--toi applies to articulated models with contact; give --model FILE");
+  }
+  SimulatorOptions options = simulator_options(a.sim);
+  options.toi_correction = a.toi;
+  Simulator<S> sim(options);
   const int nx = sim.nx(), nu = sim.nu();
   const auto x0 = load_checked<S>("--state", a.state, {Dim::any("B"), Dim::fixed(nx, "nx")});
   const auto U = load_checked<S>("--actions", a.actions,
@@ -232,6 +304,9 @@ int rollout_typed(const RolloutArgs& a) {
   bx0.upload(x0.data.data());
   bU.upload(U.data.data());
   sim.rollout(batch, horizon, bx0.data(), bU.data(), states.data());
+  SolverReport solver(batch);
+  solver.add(sim, batch);
+  solver.check(a.allow_nonfinite);
   const auto states_host = states.to_vector();
   check_outputs_finite("states.npy", states_host, batch, a.allow_nonfinite);
   out.add("states.npy", states_host, {batch, horizon + 1, nx});

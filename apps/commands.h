@@ -37,6 +37,7 @@ struct RolloutArgs {
   std::string state, actions, out;
   bool grad = false;
   std::int64_t checkpoint = -1;  // -1: use the stored trajectory; 0: sqrt(T); k: every k steps
+  bool toi = false;              // --grad: the time-of-impact correction (articulated models)
   bool allow_nonfinite = false;
 };
 

@@ -137,6 +137,10 @@ int main(int argc, char** argv) {
                       "reverse mode from the stored trajectory (-1), or re-simulated from "
                       "checkpoints every K steps (K > 0; 0 = sqrt(T))")
       ->capture_default_str();
+  rollout->add_flag("--toi", roll_args.toi,
+                    "with --grad and --model: the time-of-impact correction, the gradient of "
+                    "every isolated frictionless impact taken as that of an instantaneous impact "
+                    "(docs/contact_gradients.md)");
   rollout->add_flag("--allow-nonfinite", roll_args.allow_nonfinite,
                     "write outputs even if the simulation produced NaN/Inf");
 

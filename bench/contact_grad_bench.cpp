@@ -117,13 +117,15 @@ std::string asset(const std::string& name) {
 }
 
 std::unique_ptr<Simulator<double>> make_sim(const Model& model, GradMode mode, int threads,
-                                            const std::vector<std::string>& disable = {}) {
+                                            const std::vector<std::string>& disable = {},
+                                            bool toi = false) {
   phydream::SimulatorOptions so;
   so.model = std::make_shared<const Model>(model);
   so.backend = Backend::cpu;
   so.threads = threads;
   so.grad_mode = mode;
   so.disable = disable;
+  so.toi_correction = toi;
   return std::make_unique<Simulator<double>>(so);
 }
 
@@ -498,6 +500,14 @@ void run_event(const Options& opt, const EventCase& c, const std::string& sweep,
       g_unavailable[mode] = e.what();
       note("mode " + mode + " unavailable: " + e.what());
     }
+  }
+  // IFT with the time-of-impact correction (engine/toi.h): the impact's gradient taken as an
+  // instantaneous one's
+  {
+    auto toi = make_sim(model, GradMode::ift, 1, {}, true);
+    const auto t0 = Clock::now();
+    const std::vector<double> g = grad_by_rollout_vjp(*toi, c, x0, steps);
+    record("ift_toi", g, seconds_since(t0));
   }
   {
     const auto t0 = Clock::now();

@@ -216,6 +216,7 @@ EngineConfig resolve_model_config(const SimulatorOptions& options, std::string* 
   config.stream = options.stream;
   config.backend = resolve_backend(options.backend, reason);
   config.grad_mode = options.grad_mode;
+  config.toi_correction = options.toi_correction;
   return config;
 }
 

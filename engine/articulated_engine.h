@@ -29,7 +29,7 @@ class ArticulatedCpuEngine final : public StepEngine<S> {
   using T = Vec<S, K>;
 
   explicit ArticulatedCpuEngine(const EngineConfig& config)
-      : arrays_(*config.model, false, config.grad_mode),
+      : arrays_(*config.model, false, config.grad_mode, config.toi_correction),
         m_(arrays_.view()),
         sizes_(articulated_workspace_sizes(m_)),
         threads_(config.threads > 0 ? config.threads : omp_get_max_threads()) {
@@ -116,20 +116,27 @@ class ArticulatedCpuEngine final : public StepEngine<S> {
 
   void nonfinite_rows(std::int64_t batch, std::int64_t row_size, const S* data,
                       std::uint8_t* flags) override {
-    for_each_env(batch, [&](std::int64_t b, S*, T*) {
-      flags[b] = any_nonfinite(data + b * row_size, row_size);
-    });
+#pragma omp parallel for schedule(static) num_threads(threads_) if (batch >= 16 && threads_ > 1)
+    for (std::int64_t b = 0; b < batch; ++b) flags[b] = any_nonfinite(data + b * row_size, row_size);
+  }
+
+  void solver_status(std::int64_t batch, std::uint8_t* flags) override {
+    std::copy(status_.begin(), status_.begin() + batch, flags);
   }
 
   void synchronize() override {}
 
  private:
-  // f(b, scalar workspace, tangent workspace) for every environment; small batches inline
+  // f(b, scalar workspace, tangent workspace) for every environment, recording each one's
+  // solver outcome in status_; small batches inline
   template <class F>
   void for_each_env(std::int64_t batch, F&& f) {
+    status_.resize(static_cast<std::size_t>(batch));
     auto run = [&](std::int64_t b, int thread) {
-      f(b, scalar_ws_.data() + static_cast<std::size_t>(sizes_.scalars) * thread,
-        tangent_ws_.data() + static_cast<std::size_t>(sizes_.tangents) * thread);
+      S* ws = scalar_ws_.data() + static_cast<std::size_t>(sizes_.scalars) * thread;
+      reset_solver_outcome(m_, ws);
+      f(b, ws, tangent_ws_.data() + static_cast<std::size_t>(sizes_.tangents) * thread);
+      status_[static_cast<std::size_t>(b)] = solver_outcome(m_, ws);
     };
     if (batch < 16 || threads_ == 1) {
       for (std::int64_t b = 0; b < batch; ++b) run(b, 0);
@@ -145,6 +152,7 @@ class ArticulatedCpuEngine final : public StepEngine<S> {
   int threads_;
   std::vector<S> scalar_ws_;
   std::vector<T> tangent_ws_;
+  std::vector<std::uint8_t> status_;  // SolveFlag per environment of the last call
 };
 
 }  // namespace phydream

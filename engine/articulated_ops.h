@@ -20,7 +20,8 @@
 // Workspaces, the caller's (one pair per thread, reused from environment to environment):
 //   ws   articulated_workspace_sizes(m).scalars Scalars: a Data, the VJP's primal record, the
 //        stage force derivatives, three states and a control for finite differences, and for
-//        the unrolled and fd modes a step Jacobian and two cotangents
+//        the unrolled and fd modes a step Jacobian and two cotangents, then with the
+//        time-of-impact correction (engine/toi.h) its scratch
 //   tws  articulated_workspace_sizes(m).tangents entries of Vec<S, kArticulatedChunk>; the
 //        one-direction calls (JVP, VJP, rollout VJP) view the same memory as Vec<S, 1>
 #pragma once
@@ -35,6 +36,7 @@
 #include "engine/small_vec.h"
 #include "engine/step_jvp.h"
 #include "engine/step_vjp.h"
+#include "engine/toi.h"
 
 namespace phydream {
 
@@ -65,18 +67,38 @@ template <class S>
 PHYDREAM_HD long long jacobian_vjp_offset(const ModelView<S>& m) {
   return jacobian_scalar_size(m) + 3LL * (m.nq + m.nv) + m.nu;
 }
+// the time-of-impact correction's scratch (engine/toi.h), after the Jacobian-VJP scratch
+template <class S>
+PHYDREAM_HD long long toi_offset(const ModelView<S>& m) {
+  const long long ndx = 2LL * m.nv;
+  return jacobian_vjp_offset(m) + (vjp_by_jacobian(m) ? ndx * (ndx + m.nu) + 3 * ndx + m.nu : 0);
+}
 }  // namespace articulated_detail
 
 template <class S>
 PHYDREAM_HD ArticulatedWorkspaceSizes articulated_workspace_sizes(const ModelView<S>& m) {
-  const long long ndx = 2LL * m.nv;
   ArticulatedWorkspaceSizes s;
   // the Jacobian-VJP scratch: A (ndx x ndx), B (ndx x nu), the cotangent (ndx), and a rollout
-  // step's cotangents in and out (ndx, ndx, nu)
-  s.scalars = articulated_detail::jacobian_vjp_offset(m) +
-              (vjp_by_jacobian(m) ? ndx * (ndx + m.nu) + 3 * ndx + m.nu : 0);
+  // step's cotangents in and out (ndx, ndx, nu); then the time-of-impact correction's
+  s.scalars = articulated_detail::toi_offset(m) + (m.toi_correction ? toi_scratch_size(m) : 0);
   s.tangents = jacobian_tangent_size(m);
   return s;
+}
+
+/// Starts recording the constraint solver's outcome of the environment about to run in ws.
+template <class S>
+PHYDREAM_HD void reset_solver_outcome(const ModelView<S>& m, S* ws) {
+  ws[data_layout(m).solver_worst] = S(0);
+}
+
+/// The SolveFlag (engine/simulator.h) of the environment that ran in ws since
+/// reset_solver_outcome: the worst solve of every forward() it made.
+template <class S>
+PHYDREAM_HD std::uint8_t solver_outcome(const ModelView<S>& m, const S* ws) {
+  const S worst = ws[data_layout(m).solver_worst];
+  if (!(worst < S(kSolverNonfinite))) return static_cast<std::uint8_t>(SolveFlag::nonfinite);
+  if (worst >= S(kSolverMaxIter)) return static_cast<std::uint8_t>(SolveFlag::iteration_cap);
+  return static_cast<std::uint8_t>(SolveFlag::ok);
 }
 
 /// The relative step of the fd mode's differences: 1e-6 in double, 1e-3 in float.
@@ -374,6 +396,22 @@ template <class S, int KW>
 PHYDREAM_HD void articulated_rollout_vjp(const ModelView<S>& m, S* ws, Vec<S, KW>* tws,
                                          const S* states, const S* actions, long long horizon,
                                          S* gx0, S* g_actions, const S* g_states, const S* g_final) {
+  if (m.toi_correction) {
+    ModelView<S> flight = m;  // the step without contact: the flight around an impact
+    flight.disableflags |= kDisableContact;
+    S* scratch = ws + articulated_detail::toi_offset(m);
+    Vec<S, 1>* t1 = reinterpret_cast<Vec<S, 1>*>(tws);
+    if (vjp_by_jacobian(m)) {
+      model_rollout_vjp_toi(m, ws, t1, states, actions, horizon, gx0, g_actions, g_states, g_final,
+                            articulated_detail::JacobianStepVjp<S, KW>{m, ws, tws},
+                            articulated_detail::JacobianStepVjp<S, KW>{flight, ws, tws}, scratch);
+    } else {
+      model_rollout_vjp_toi(m, ws, t1, states, actions, horizon, gx0, g_actions, g_states, g_final,
+                            articulated_detail::SweepStepVjp<S>{m, ws, t1},
+                            articulated_detail::SweepStepVjp<S>{flight, ws, t1}, scratch);
+    }
+    return;
+  }
   if (vjp_by_jacobian(m)) {
     const articulated_detail::JacobianStepVjp<S, KW> step{m, ws, tws};
     model_rollout_vjp(m, ws, reinterpret_cast<Vec<S, 1>*>(tws), states, actions, horizon, gx0, g_actions,

@@ -940,6 +940,8 @@ PHYDREAM_HD_STAGE void constraints(const ModelView<S>& m, const Data<S>& d) {
   collision(m, d);
   make_constraints(m, d);
   solve_constraints(m, d);
+  // the engines report the worst outcome of a call's solves per environment
+  if (d.solver_status[0] > d.solver_worst[0]) d.solver_worst[0] = d.solver_status[0];
 }
 
 }  // namespace phydream

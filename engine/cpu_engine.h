@@ -4,6 +4,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -139,6 +140,11 @@ class CpuEngine final : public StepEngine<typename Model::scalar_type> {
   void nonfinite_rows(std::int64_t batch, std::int64_t row_size, const S* data,
                       std::uint8_t* flags) override {
     for_each_env(batch, [&](std::int64_t b) { flags[b] = any_nonfinite(data + b * row_size, row_size); });
+  }
+
+  // the built-in environments have no constraint solver
+  void solver_status(std::int64_t batch, std::uint8_t* flags) override {
+    std::fill(flags, flags + batch, static_cast<std::uint8_t>(SolveFlag::ok));
   }
 
   void synchronize() override {}

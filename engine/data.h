@@ -97,6 +97,7 @@ namespace phydream {
   X(efc_state, nefc)       /* ConstraintState at the solution */                         \
   X(solver_iter, 1)        /* Newton iterations of the last solve */                     \
   X(solver_status, 1)      /* SolverStatus of the last solve */                          \
+  X(solver_worst, 1)       /* worst SolverStatus since the engine last reset it to 0 */  \
   X(sol_Ma, nsol * nv)     /* solver: M qacc */                                          \
   X(sol_grad, nsol * nv)   /* solver: cost gradient */                                   \
   X(sol_Mgrad, nsol * nv)  /* solver: H^-1 grad */                                       \

@@ -43,6 +43,7 @@ struct ModelView {
   S impratio;             // ratio of frictional to normal impedance
   S meaninertia;          // mean diagonal of M at qpos0: the solver's scale (MuJoCo's stat)
   int grad_mode;          // GradMode of the derivatives (not a model option: set per engine)
+  int toi_correction;     // 1: rollout VJPs correct isolated impacts (engine/toi.h); per engine
 
   // bodies
   const int* body_parentid;    // parent body, parent id < child id (nbody)
@@ -124,12 +125,15 @@ class ModelArrays {
   /// `smooth_only`, the constraint part is left empty (nefc_max = 0) and the constants that need
   /// the dynamics (invweight0, meaninertia) are zero: what model_constants() itself runs on.
   /// `grad_mode`: how the derivatives of every view treat the constraint solver.
-  explicit ModelArrays(const Model& m, bool smooth_only = false, GradMode grad_mode = GradMode::ift) {
+  /// `toi_correction`: whether rollout VJPs apply the time-of-impact correction (engine/toi.h).
+  explicit ModelArrays(const Model& m, bool smooth_only = false, GradMode grad_mode = GradMode::ift,
+                       bool toi_correction = false) {
     validate(m);
 
     // sizes and options, copied into every view
     head_ = ModelView<S>{};
     head_.grad_mode = static_cast<int>(grad_mode);
+    head_.toi_correction = toi_correction ? 1 : 0;
     head_.nq = m.nq;
     head_.nv = m.nv;
     head_.nu = m.nu;

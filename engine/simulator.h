@@ -70,6 +70,15 @@ struct EngineConfig {
   int threads = 0;                 // CPU: worker threads, 0 = all cores
   void* stream = nullptr;          // CUDA: cudaStream_t, null = default stream
   GradMode grad_mode = GradMode::ift;  // articulated models: derivatives through the solver
+  bool toi_correction = false;  // articulated models: rollout_vjp's time-of-impact correction
+};
+
+/// The outcome of the constraint solver for one environment in one call (Simulator::
+/// solver_status): the worst over every solve the call made for it.
+enum class SolveFlag : std::uint8_t {
+  ok = 0,             // every solve converged (or stopped at the solution to rounding)
+  iteration_cap = 1,  // a solve stopped at the model's iteration cap before its tolerance
+  nonfinite = 2,      // a solve produced a NaN or infinite acceleration
 };
 
 /// How the full Jacobian is built. All give the same matrix to rounding.
@@ -104,6 +113,8 @@ class StepEngine {
                            std::int64_t checkpoint_interval) = 0;
   virtual void nonfinite_rows(std::int64_t batch, std::int64_t row_size, const Scalar* data,
                               std::uint8_t* flags) = 0;
+  // flags[b] = the SolveFlag of environment b in the last call above (batch: that call's)
+  virtual void solver_status(std::int64_t batch, std::uint8_t* flags) = 0;
   virtual void synchronize() = 0;
 };
 
@@ -127,6 +138,11 @@ struct SimulatorOptions {
   // constraint solver (engine/model.h): ift (default), unrolled, or fd (central differences of
   // the whole step)
   GradMode grad_mode = GradMode::ift;
+  // articulated models: rollout_vjp replaces the gradient of every isolated frictionless impact
+  // (one condim-1 contact, entered and left within the horizon) by that of an instantaneous
+  // impact at the time of impact, with the restitution the soft contact showed (Zhong et al.
+  // 2023); needs the stored trajectory. See docs/contact_gradients.md.
+  bool toi_correction = false;
 };
 
 /// A batched, differentiable simulator of one environment (float or double).
@@ -193,6 +209,15 @@ class Simulator {
   void nonfinite_rows(std::int64_t batch, std::int64_t row_size, const Scalar* data,
                       std::uint8_t* flags);
 
+  /// The constraint solver's outcome per environment in the last call of step, step_jvp,
+  /// step_vjp, jacobian, jacobian_fd, rollout or rollout_vjp: flags[b] = SolveFlag, the worst
+  /// over every solve that call made for environment b (every RK4 stage, rollout step and
+  /// finite-difference step). A flagged environment's results are those of the unconverged or
+  /// non-finite solve: nothing is retried or hidden. Environments without a solver (built-in
+  /// environments, models without constraints) are always ok. flags: (B) bytes where the
+  /// backend runs; B must be the last call's batch.
+  void solver_status(std::int64_t batch, std::uint8_t* flags);
+
   /// Waits until queued work is done (a no-op on the CPU backend).
   void synchronize();
 
@@ -200,6 +225,7 @@ class Simulator {
   std::string backend_reason_;  // before config_: the constructor fills both in one call
   EngineConfig config_;
   std::unique_ptr<StepEngine<Scalar>> engine_;
+  std::int64_t last_batch_ = -1;  // the batch of the last call solver_status reports on
 };
 
 extern template class Simulator<float>;

@@ -382,6 +382,12 @@ class CudaEngine final : public StepEngine<typename Model::scalar_type> {
     check_launch("nonfinite_rows_kernel");
   }
 
+  // the built-in environments have no constraint solver
+  void solver_status(std::int64_t batch, std::uint8_t* flags) override {
+    check_cuda(cudaMemsetAsync(flags, static_cast<int>(SolveFlag::ok), static_cast<std::size_t>(batch), stream_),
+               "solver_status");
+  }
+
   void synchronize() override { check_cuda(cudaStreamSynchronize(stream_), "synchronize"); }
 
  private:

@@ -157,6 +157,11 @@ EngineConfig resolve_config(const SimulatorOptions& options, std::string* reason
                      options.env + "' has analytic derivatives and central differences "
                      "(jacobian --mode fd, Simulator::jacobian_fd)");
   }
+  if (options.toi_correction) {
+    throw InputError("the time-of-impact correction (toi_correction) applies to articulated "
+                     "models with contact (a model file); the built-in environment '" +
+                     options.env + "' has no contact");
+  }
   EngineConfig config;
   config.env = find_env(options.env);
   const EnvInfo& env = config.env;

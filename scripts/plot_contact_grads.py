@@ -40,6 +40,7 @@ STYLE = {
     "fd_rollout": dict(color="C4", marker="v", ms=4.5, label="FD (whole rollout)"),
     "mujoco": dict(color="C3", marker="x", ms=6, label="MuJoCo mjd_transitionFD"),
     "ift_phase_mean": dict(color="k", marker=".", ms=6, ls="--", label="IFT, mean over phases"),
+    "ift_toi": dict(color="C5", marker="D", ms=5, label="IFT + time-of-impact correction"),
 }
 MODEL_TITLE = {"bounce": "bounce (ball on floor)", "two_balls": "two balls (head-on)",
                "finger": "Finger", "half_cheetah": "half-cheetah"}
@@ -168,7 +169,8 @@ def plot_phase(lines, path):
         cut = sorted([e for e in events if e["model"] == model], key=lambda e: e["phase"])
         x = np.array([e["phase"] for e in cut])
         name = cut[0]["entries"][0]
-        for mode in [m for m in ("ift", "unrolled", "fd", "fd_rollout", "mujoco") if m in cut[0]["modes"]]:
+        for mode in [m for m in ("ift", "unrolled", "fd", "fd_rollout", "mujoco", "ift_toi")
+                     if m in cut[0]["modes"]]:
             y = [e["modes"][mode]["grad"][0] for e in cut]
             ax.plot(x, y, lw=0.8, mfc="none", **STYLE[mode])
         ax.axhline(cut[0]["analytic"][0], color="k", lw=1, label="elastic (analytic)")
@@ -276,7 +278,7 @@ def plot_solver(lines, path):
 # ---------------------------------------------------------------------------------------------
 # tables
 
-EVENT_COLS = ["ift", "unrolled", "fd", "fd_rollout", "mujoco", "ift_phase_mean"]
+EVENT_COLS = ["ift", "unrolled", "fd", "fd_rollout", "mujoco", "ift_phase_mean", "ift_toi"]
 
 
 def tables(lines, dists):
@@ -341,7 +343,8 @@ def tables(lines, dists):
             cut = sorted([e for e in phase if e["model"] == model], key=lambda e: e["phase"])
             if not cut:
                 continue
-            cols = [m for m in ("ift", "unrolled", "fd", "fd_rollout", "mujoco") if m in cut[0]["modes"]]
+            cols = [m for m in ("ift", "unrolled", "fd", "fd_rollout", "mujoco", "ift_toi")
+                    if m in cut[0]["modes"]]
             out.append(f"#### {model}: phase sweep at dt = {cut[0]['dt']:g}, k = {cut[0]['stiffness']:g} "
                        f"({cut[0]['entries'][0]}; elastic {fmt(cut[0]['analytic'][0])}, soft model "
                        f"{fmt(cut[0]['soft_prediction'][0])})\n")
@@ -353,7 +356,7 @@ def tables(lines, dists):
             inner = [e for e in cut if e["phase"] > 0]
             if inner:
                 mean = np.mean([e["modes"]["ift"]["grad"][0] for e in inner])
-                out.append(f"| mean over phases > 0 | | {fmt(mean, 4)} | | | | |")
+                out.append(f"| mean over phases > 0 | | {fmt(mean, 4)} |" + " |" * (len(cols) - 1))
             out.append("")
 
     samples = {l["model"]: l for l in of_kind(lines, "states_sample")}

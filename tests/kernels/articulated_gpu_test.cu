@@ -1,16 +1,20 @@
 // Articulated models on the CUDA backend against the CPU backend, through the public Simulator
 // API: every call (step, JVP, VJP, Jacobians by both sweeps and by differences, rollout and its
 // reverse mode stored and checkpointed), for the project's MJCF assets and a model with ball and
-// free joints, float and double, batch sizes 1, odd, and larger than one grid of workspaces.
+// free joints, float and double, batch sizes 1, odd, and larger than one grid of workspaces; then
+// the contact models with their constraints on, the time-of-impact correction and the solver
+// status.
 // Skips cleanly without a device. Label: gpu.
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "engine/buffer.h"
+#include "engine/mjcf.h"
 #include "engine/simulator.h"
 #include "test_util.h"
 
@@ -59,10 +63,15 @@ class ArticulatedGpu : public ::testing::TestWithParam<std::string> {
   Simulator<S> make(Backend backend) const {
     SimulatorOptions o;
     o.model_file = model_path(GetParam());
-    o.disable = {"contact", "limit", "frictionloss"};
+    o.disable = disable_;
     o.backend = backend;
+    o.toi_correction = toi_;
     return Simulator<S>(o);
   }
+  // the smooth dynamics by default; the contact suites below keep every constraint
+  std::vector<std::string> disable_ = {"contact", "limit", "frictionloss"};
+  bool toi_ = false;
+  double tol_ = 0;  // 0: tol()'s default
   static std::vector<S> random(std::int64_t n, std::uint64_t seed, double scale) {
     std::mt19937_64 rng(seed);
     std::uniform_real_distribution<double> dist(-scale, scale);
@@ -95,7 +104,16 @@ class ArticulatedGpu : public ::testing::TestWithParam<std::string> {
     return x;
   }
   // FMA contraction on the device: double agrees to ~1e-10, float to ~1e-3 (floor 1)
-  static double tol() { return sizeof(S) == 4 ? 2e-3 : 1e-9; }
+  double tol() const { return tol_ > 0 ? tol_ : (sizeof(S) == 4 ? 2e-3 : 1e-9); }
+
+  // the solver's outcome of the last calls agrees per environment
+  void compare_status(const char* what, Simulator<S>& cpu, Simulator<S>& gpu, std::int64_t batch) {
+    std::vector<std::uint8_t> h(static_cast<std::size_t>(batch));
+    Buffer<std::uint8_t> d(Backend::cuda, h.size());
+    cpu.solver_status(batch, h.data());
+    gpu.solver_status(batch, d.data());
+    EXPECT_EQ(d.to_vector(), h) << what << ", batch " << batch;
+  }
 
   void compare(const char* what, const std::vector<S>& host, const Buffer<S>& dev, std::int64_t batch) {
     EXPECT_LT(rel_err(to_double(dev.to_vector()), to_double(host)), tol()) << what << ", batch " << batch;
@@ -120,6 +138,7 @@ class ArticulatedGpu : public ::testing::TestWithParam<std::string> {
     cpu.step(batch, x.data(), u.data(), xn.data());
     gpu.step(batch, dx.data(), du.data(), dxn.data());
     compare("step", xn, dxn, batch);
+    compare_status("step", cpu, gpu, batch);
 
     std::vector<S> jxn(x.size()), jdxn(v.size());
     Buffer<S> djxn(Backend::cuda, x.size()), djdxn(Backend::cuda, v.size());
@@ -145,7 +164,9 @@ class ArticulatedGpu : public ::testing::TestWithParam<std::string> {
       compare(name, ju, dju, batch);
       compare(name, xn2, dxn2, batch);
     }
-    if (sizeof(S) == 8) {
+    // central differences of a constraint solve amplify its stopping tolerance by 1 / eps: they
+    // are compared for the smooth dynamics only
+    if (sizeof(S) == 8 && !disable_.empty()) {
       std::vector<S> jx(batch * ndx * ndx), ju(batch * ndx * nu);
       Buffer<S> djx(Backend::cuda, jx.size()), dju(Backend::cuda, ju.size());
       cpu.jacobian_fd(batch, x.data(), u.data(), jx.data(), ju.data());
@@ -174,7 +195,9 @@ class ArticulatedGpu : public ::testing::TestWithParam<std::string> {
     cpu.rollout(batch, horizon, x0.data(), U.data(), states_h.data());
     gpu.rollout(batch, horizon, dx0.data(), dU.data(), dstates.data());
     compare("rollout", states_h, dstates, batch);
+    compare_status("rollout", cpu, gpu, batch);
     for (bool stored : {true, false}) {
+      if (!stored && toi_) continue;  // the correction reads the stored trajectory
       std::vector<S> gx0(batch * ndx), gU(U.size());
       Buffer<S> dgx0(Backend::cuda, gx0.size()), dgU(Backend::cuda, gU.size());
       cpu.rollout_vjp(batch, horizon, x0.data(), U.data(), stored ? states_h.data() : nullptr,
@@ -222,6 +245,80 @@ const auto kModels = ::testing::Values("cartpole", "inverted_double_pendulum", "
                                        "finger", "reacher", "ball_free");
 INSTANTIATE_TEST_SUITE_P(Models, ArticulatedGpuF32, kModels);
 INSTANTIATE_TEST_SUITE_P(Models, ArticulatedGpuF64, kModels);
+
+// The contact models with every constraint on (collision, the Newton solve, the IFT derivatives
+// in both directions, the solver status), double: the solver stops on a tolerance, so where the
+// device's rounding moves it across the stopping test the two differ by up to that tolerance.
+class ContactGpuF64 : public ArticulatedGpu<double> {
+ protected:
+  ContactGpuF64() {
+    disable_ = {};
+    tol_ = 1e-6;
+  }
+};
+// with the time-of-impact correction of rollout gradients
+class ToiGpuF64 : public ArticulatedGpu<double> {
+ protected:
+  ToiGpuF64() {
+    disable_ = {};
+    toi_ = true;
+    tol_ = 1e-6;
+  }
+};
+
+TEST_P(ContactGpuF64, AllCallsMatchTheCpu) {
+  SKIP_WITHOUT_GPU();
+  for (std::int64_t batch : {1, 37, 500}) check_all_calls(batch);
+}
+TEST_P(ContactGpuF64, RolloutsMatchTheCpu) {
+  SKIP_WITHOUT_GPU();
+  check_rollouts(33, 60);
+}
+TEST_P(ToiGpuF64, CorrectedRolloutGradientsMatchTheCpu) {
+  SKIP_WITHOUT_GPU();
+  check_rollouts(33, 200);
+}
+INSTANTIATE_TEST_SUITE_P(Models, ContactGpuF64,
+                         ::testing::Values("bounce", "bounce_wall", "two_balls", "finger", "half_cheetah"));
+INSTANTIATE_TEST_SUITE_P(Models, ToiGpuF64, ::testing::Values("bounce", "bounce_wall", "two_balls"));
+
+// a solve capped at one iteration is flagged on the device as on the host
+TEST(ContactGpu, SolverStatusMatchesTheCpu) {
+  SKIP_WITHOUT_GPU();
+  Model m = load_mjcf(model_path("bounce"));
+  m.opt_iterations = 1;
+  m.opt_tolerance = 0;
+  auto model = std::make_shared<const Model>(m);
+  auto make = [&](Backend be) {
+    SimulatorOptions o;
+    o.model = model;
+    o.backend = be;
+    return Simulator<double>(o);
+  };
+  auto cpu = make(Backend::cpu), gpu = make(Backend::cuda);
+  // heights 0.05 ... 0.25: the lower ones in the floor
+  const std::int64_t batch = 41;
+  std::vector<double> x(batch * 13, 0.0);
+  for (std::int64_t b = 0; b < batch; ++b) {
+    x[b * 13 + 2] = 0.05 + 0.005 * b;
+    x[b * 13 + 3] = 1;
+    x[b * 13 + 9] = -1;
+  }
+  std::vector<double> xn(x.size());
+  Buffer<double> dx(Backend::cuda, x.size()), dxn(Backend::cuda, x.size());
+  dx.upload(x.data());
+  cpu.step(batch, x.data(), nullptr, xn.data());
+  gpu.step(batch, dx.data(), nullptr, dxn.data());
+  std::vector<std::uint8_t> h(batch);
+  Buffer<std::uint8_t> d(Backend::cuda, batch);
+  cpu.solver_status(batch, h.data());
+  gpu.solver_status(batch, d.data());
+  EXPECT_EQ(d.to_vector(), h);
+  int capped = 0;
+  for (std::uint8_t f : h) capped += f == static_cast<std::uint8_t>(SolveFlag::iteration_cap);
+  EXPECT_GT(capped, 0);
+  EXPECT_LT(capped, batch);
+}
 
 }  // namespace
 }  // namespace phydream::testing
