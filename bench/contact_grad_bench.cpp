@@ -85,6 +85,8 @@ struct Options {
   double mj_eps = 1e-6;         // mjd_transitionFD's step
   double min_time = 0.3;
   int repeats = 3;
+  std::int64_t robust_envs = 1000;   // robustness: environments per model
+  std::int64_t robust_steps = 1000;  // robustness: steps per environment
   std::uint64_t seed = 1;
   bool mujoco = true;
   std::string out;
@@ -602,6 +604,21 @@ std::vector<double> jacobians_fd(const StateSet& s, Simulator<double>& sim, doub
   return join(s.n, s.ndx, s.nu, A, B);
 }
 
+// a state set of the named model (an asset name or a path) with its sizes, and no states yet
+StateSet empty_state_set(const std::string& name) {
+  StateSet s;
+  s.name = name;
+  s.path = asset(name);
+  s.model = phydream::load_model(s.path);
+  s.nq = s.model.nq;
+  s.nv = s.model.nv;
+  s.nu = s.model.nu;
+  s.nx = s.nq + s.nv;
+  s.ndx = 2 * s.nv;
+  s.ncols = s.ndx + s.nu;
+  return s;
+}
+
 // the starting states of the sampling rollouts: dm_control's Finger draws its two finger angles
 // uniformly in their ranges and the spinner's angle in [-pi, pi], at rest; gym's half-cheetah (and
 // any other model) adds U(-0.1, 0.1) to qpos0's hinge and slide coordinates (quaternions stay) and
@@ -635,16 +652,7 @@ std::vector<double> initial_state(const StateSet& s, std::mt19937_64& rng) {
 // other step) and keeps states at which contact changes the next state (the step with contacts
 // differs from the step with contacts disabled), each with probability `keep`, until N.
 StateSet sample_states(const Options& opt, const std::string& name) {
-  StateSet s;
-  s.name = name;
-  s.path = asset(name);
-  s.model = phydream::load_model(s.path);
-  s.nq = s.model.nq;
-  s.nv = s.model.nv;
-  s.nu = s.model.nu;
-  s.nx = s.nq + s.nv;
-  s.ndx = 2 * s.nv;
-  s.ncols = s.ndx + s.nu;
+  StateSet s = empty_state_set(name);
   const bool finger = name == "finger";
   const int length = finger ? 150 : 200;       // steps per trajectory
   const double keep = finger ? 0.15 : 0.05;    // spread the kept states over many trajectories
@@ -1094,6 +1102,75 @@ std::string today() {
   return buf;
 }
 
+// Robustness: random-control rollouts from dm_control's / gym's start distributions (as the
+// states part samples), the IFT Jacobian (the default route) of every step, counting
+// environments-steps with non-finite states or Jacobians and the solver's flags
+// (Simulator::solver_status), and the steps that contact changed (differ with contact disabled).
+// A non-finite environment is restarted from a fresh draw. One thread.
+void run_robustness(const Options& opt, const std::string& name) {
+  const StateSet s = empty_state_set(name);
+  auto sim = make_sim(s.model, GradMode::ift, 1);
+  auto free = make_sim(s.model, GradMode::ift, 1, {"contact"});
+  const std::int64_t B = opt.robust_envs, nx = s.nx, ndx = s.ndx, nu = s.nu;
+  std::mt19937_64 rng(opt.seed * 31 + std::hash<std::string>{}(name));
+  std::uniform_real_distribution<double> unit(0, 1);
+  std::vector<double> x(B * nx), u(B * nu), xn(B * nx), x0n(B * nx), jx(B * ndx * ndx), ju(B * ndx * nu);
+  for (std::int64_t b = 0; b < B; ++b) {
+    const std::vector<double> xb = initial_state(s, rng);
+    std::copy(xb.begin(), xb.end(), x.begin() + b * nx);
+  }
+  std::vector<std::uint8_t> bad_x(B), bad_jx(B), bad_ju(B), flags(B);
+  std::int64_t steps = 0, contact_steps = 0, nonfinite_states = 0, nonfinite_jacobians = 0;
+  std::int64_t capped = 0, nonfinite_solves = 0;
+  double largest = 0;
+  const auto t0 = Clock::now();
+  for (std::int64_t t = 0; t < opt.robust_steps; ++t) {
+    for (std::int64_t i = 0; i < B * nu; ++i) {
+      const int a = static_cast<int>(i % nu);
+      const bool lim = s.model.actuator_ctrllimited[a] != 0;
+      const double lo = lim ? s.model.actuator_ctrlrange[2 * a] : -1.0;
+      const double hi = lim ? s.model.actuator_ctrlrange[2 * a + 1] : 1.0;
+      u[i] = lo + (hi - lo) * unit(rng);
+    }
+    sim->jacobian(B, x.data(), u.data(), xn.data(), jx.data(), ju.data());
+    sim->solver_status(B, flags.data());
+    free->step(B, x.data(), u.data(), x0n.data());
+    sim->nonfinite_rows(B, nx, xn.data(), bad_x.data());
+    sim->nonfinite_rows(B, ndx * ndx, jx.data(), bad_jx.data());
+    sim->nonfinite_rows(B, ndx * nu, ju.data(), bad_ju.data());
+    for (std::int64_t b = 0; b < B; ++b) {
+      ++steps;
+      capped += flags[b] == static_cast<std::uint8_t>(phydream::SolveFlag::iteration_cap);
+      nonfinite_solves += flags[b] == static_cast<std::uint8_t>(phydream::SolveFlag::nonfinite);
+      nonfinite_states += bad_x[b];
+      nonfinite_jacobians += (bad_jx[b] | bad_ju[b]);
+      double diff = 0;
+      for (std::int64_t i = 0; i < nx; ++i) diff = std::max(diff, std::abs(xn[b * nx + i] - x0n[b * nx + i]));
+      contact_steps += diff > 1e-9;
+      for (std::int64_t i = 0; i < ndx * ndx && !bad_jx[b]; ++i) largest = std::max(largest, std::abs(jx[b * ndx * ndx + i]));
+      if (bad_x[b] || bad_jx[b] || bad_ju[b]) {
+        const std::vector<double> xb = initial_state(s, rng);
+        std::copy(xb.begin(), xb.end(), xn.begin() + b * nx);
+      }
+    }
+    x.swap(xn);
+  }
+  json j;
+  j["kind"] = "robustness";
+  j["model"] = name;
+  j["envs"] = B;
+  j["steps_per_env"] = opt.robust_steps;
+  j["steps"] = steps;
+  j["contact_steps"] = contact_steps;
+  j["nonfinite_states"] = nonfinite_states;
+  j["nonfinite_jacobians"] = nonfinite_jacobians;
+  j["solver_iteration_cap"] = capped;
+  j["solver_nonfinite"] = nonfinite_solves;
+  j["largest_state_jacobian_entry"] = largest;
+  j["seconds"] = seconds_since(t0);
+  emit(j);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -1105,7 +1182,10 @@ int main(int argc, char** argv) {
   CLI::App app{"contact_grad_bench: gradient quality through contact, every PhyDream gradient mode "
                "and MuJoCo's mjd_transitionFD, against analytic answers and a tight reference",
                "contact_grad_bench"};
-  app.add_option("--parts", parts, "events,states,solver,timing")->capture_default_str();
+  app.add_option("--parts", parts, "events,states,solver,timing; also robustness (not run by "
+                 "default: --robust-envs x --robust-steps Jacobians per model)")->capture_default_str();
+  app.add_option("--robust-envs", opt.robust_envs, "robustness: environments per model")->capture_default_str();
+  app.add_option("--robust-steps", opt.robust_steps, "robustness: steps per environment")->capture_default_str();
   app.add_option("--modes", modes, "PhyDream gradient modes: ift,unrolled,fd")->capture_default_str();
   app.add_option("--dts", dts, "events: timesteps (s)")->capture_default_str();
   app.add_option("--stiffness", ks, "events: contact stiffness k (solref -k 0)")->capture_default_str();
@@ -1161,6 +1241,12 @@ int main(int argc, char** argv) {
     emit(meta);
 
     if (has(opt.parts, "events")) run_events(opt);
+    if (has(opt.parts, "robustness")) {
+      if (opt.robust_envs < 1 || opt.robust_steps < 1) {
+        throw phydream::InputError("--robust-envs and --robust-steps must be >= 1");
+      }
+      for (const std::string& name : opt.models) run_robustness(opt, name);
+    }
     const bool states = has(opt.parts, "states"), solver = has(opt.parts, "solver"),
                timing = has(opt.parts, "timing");
     if (states || solver || timing) {
