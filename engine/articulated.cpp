@@ -136,7 +136,7 @@ std::string constraint_features(const Model& m) {
   return out;
 }
 
-std::string gradient_restriction(const Model& m, bool reverse, GradMode mode) {
+std::string gradient_restriction(const Model& m, bool /*reverse*/, GradMode mode) {
   if (mode == GradMode::fd) return {};
   const std::string features = constraint_features(m);
   if (features.empty()) return {};
@@ -149,12 +149,6 @@ std::string gradient_restriction(const Model& m, bool reverse, GradMode mode) {
                "(--disable limit)";
       }
     }
-  }
-  if (reverse && mode == GradMode::ift && m.opt_integrator == ModelIntegrator::rk4) {
-    return model_label(m) + " enables " + features + " and integrates with RK4: reverse mode "
-           "(step_vjp, rollout_vjp, jacobian --mode rev) through the constraint solver is "
-           "implemented for the Euler integrator only; use forward mode (step_jvp, jacobian "
-           "--mode analytic or fwd), --grad-mode unrolled or fd, or the Euler integrator";
   }
   return {};
 }

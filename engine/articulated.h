@@ -32,10 +32,10 @@ EnvInfo model_env_info(const Model& model);
 std::string constraint_features(const Model& model);
 
 /// Empty when the derivatives asked for are available for the model under `mode`; otherwise
-/// why not, with what to use instead. Both directions differentiate the constraint solver
-/// (engine/constraint_jvp.h, constraint_vjp.h, constraint_unrolled.h), except: a limited ball
-/// joint's row (ift and unrolled), and reverse mode (`reverse`: VJP, rollout VJP, Jacobians by
-/// reverse sweeps) of a constrained RK4 step under ift. The fd mode has no restriction.
+/// why not, with what to use instead. Both directions (`reverse`: VJP, rollout VJP, Jacobians
+/// by reverse sweeps) differentiate the constraint solver under either integrator
+/// (engine/constraint_jvp.h, constraint_vjp.h, constraint_unrolled.h), except through a limited
+/// ball joint's row (ift and unrolled). The fd mode has no restriction.
 std::string gradient_restriction(const Model& model, bool reverse, GradMode mode);
 
 /// Resolves SimulatorOptions that name a model (model_file or model): loads it, applies dt,

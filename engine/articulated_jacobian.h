@@ -183,6 +183,7 @@ PHYDREAM_HD_STAGE void step_jacobian_vjp(const ModelView<S>& m, S* ws, Vec<S, K>
   // D_s = d(f - M a)/d(q, v, u) per stage, K rows (unit cotangents of f) per sweep
   for (int s = 0; s < adjoint::stage_count(m); ++s) {
     const adjoint::StagePrimal<S> p = adjoint::stage_primal(m, d, primal, s);
+    if (adjoint::rk4_restores_stages(m)) adjoint::rk4_restore_stage(m, d, primal, s);
     S* dm = dmat + static_cast<long long>(s) * nv * ncol;
     for (int i0 = 0; i0 < nv; i0 += K) {
       for (int i = 0; i < nv; ++i) seed[i] = T::zero();
@@ -197,6 +198,7 @@ PHYDREAM_HD_STAGE void step_jacobian_vjp(const ModelView<S>& m, S* ws, Vec<S, K>
       }
     }
   }
+  if (adjoint::rk4_restores_stages(m)) adjoint::rk4_restore_step(m, d, primal);
 
   // rows r0 .. r0 + K - 1 of [A | B]: the integrator's reverse sweep with D_s^T as force adjoint
   const adjoint::ForceMatrixAdjoint<S, T> force{m, dmat};

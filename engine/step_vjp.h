@@ -14,6 +14,9 @@
 //     qpos' = integrate_pos(qpos, qvel', h).
 //   - RK4: four forward() stages; the stage primals are kept in primal_scratch and each stage's
 //     acceleration is reversed in turn, its state being qpos (+) c h X_prev, qvel + c h F_prev.
+//     With constraints, the sweep re-runs each stage's forward() from its record and warm start
+//     (the same solve, bit for bit) before reversing its constraint force, and restores d as
+//     step() left it at the end.
 //   - acceleration (forward(): kinematics, com quantities, CRBA, LTDL factor, RNE, passive,
 //     actuation, solve). At the solution H(q) a = f(q, v, u), so with a held fixed,
 //       g_f = H^-1 g_a                      (the solve; H symmetric)
@@ -361,6 +364,42 @@ PHYDREAM_HD void copy_n(S* dst, const S* src, int n) {
   for (int i = 0; i < n; ++i) dst[i] = src[i];
 }
 
+// An RK4 step of a model with constraints also records, after sum_s b_s X_s, each stage's
+// solver warm start (4 nv) and the next state (nq + nv): the reverse sweep re-runs stage s's
+// forward() from its record (the same solve, bit for bit) to have its constraint rows and
+// Hessian factor in d, and then restores d as step() left it.
+template <class S>
+PHYDREAM_HD bool rk4_restores_stages(const ModelView<S>& m) {
+  return stage_count(m) == 4 && m.nefc_max > 0;
+}
+template <class S>
+PHYDREAM_HD S* rk4_warmstart(const ModelView<S>& m, S* primal, int s) {
+  return primal + 4 * stage_record_size(m) + m.nv + s * m.nv;
+}
+template <class S>
+PHYDREAM_HD const S* rk4_warmstart(const ModelView<S>& m, const S* primal, int s) {
+  return primal + 4 * stage_record_size(m) + m.nv + s * m.nv;
+}
+
+// d <- stage s of the recorded RK4 step: its state and warm start, then forward()
+template <class S>
+PHYDREAM_HD_STAGE void rk4_restore_stage(const ModelView<S>& m, const Data<S>& d, const S* primal, int s) {
+  const S* at = primal + s * stage_record_size(m);
+  copy_n(d.qpos, at, m.nq);
+  copy_n(d.qvel, at + m.nq, m.nv);
+  copy_n(d.qacc_warmstart, rk4_warmstart(m, primal, s), m.nv);
+  forward(m, d);
+}
+
+// d <- as step() left it: stage 3's forward() and the next state
+template <class S>
+PHYDREAM_HD_STAGE void rk4_restore_step(const ModelView<S>& m, const Data<S>& d, const S* primal) {
+  rk4_restore_stage(m, d, primal, 3);
+  const S* next = rk4_warmstart(m, primal, 4);
+  copy_n(d.qpos, next, m.nq);
+  copy_n(d.qvel, next + m.nq, m.nv);
+}
+
 // records RK4 stage s from d after its forward()
 template <class S>
 PHYDREAM_HD_STAGE void store_stage(const ModelView<S>& m, const Data<S>& d, S* primal, int s) {
@@ -588,9 +627,9 @@ PHYDREAM_HD bool records_constrained_acc(const ModelView<S>& m) {
 ///   lam_c = sol_H^-1 M lam,
 /// the first term a second force_vjp with the acceleration held at the constrained qacc (the
 /// same as the stage's unless Euler integrates damping implicitly), the second constraints_vjp.
-/// Reverse mode of a constrained RK4 step is not provided (gradient_restriction refuses it): only
-/// the last stage's rows stay in d. Adjoint scratch in a: qacc_smooth (lam_c), qfrc_constraint,
-/// and what force_vjp and constraints_vjp use.
+/// d must hold the stage's forward() (for RK4 with constraints: rk4_restore_stage first).
+/// Adjoint scratch in a: qacc_smooth (lam_c), qfrc_constraint, and what force_vjp and
+/// constraints_vjp use.
 template <class S, class T>
 PHYDREAM_HD_STAGE void stage_force_vjp(const ModelView<S>& m, const Data<S>& d, const S* primal,
                                  const StagePrimal<S>& p, const Data<T>& a, T* g_qpos,
@@ -630,8 +669,9 @@ struct ForceAdjoint {
   const Data<S>& d;
   const S* primal;
   const Data<T>& a;
-  PHYDREAM_HD void operator()(const StagePrimal<S>& p, int /*stage*/, T* g_qpos, T* g_qvel,
+  PHYDREAM_HD void operator()(const StagePrimal<S>& p, int stage, T* g_qpos, T* g_qvel,
                               T* g_ctrl, const T* lam) const {
+    if (rk4_restores_stages(m)) rk4_restore_stage(m, d, primal, stage);
     stage_force_vjp(m, d, primal, p, a, g_qpos, g_qvel, g_ctrl, lam);
   }
 };
@@ -771,17 +811,22 @@ PHYDREAM_HD_STAGE void step_sweep(const ModelView<S>& m, const Data<S>& d, const
 ///                                (records_constrained_acc)
 ///   RK4:   4 (nq + 15 nv + 28 nbody + nv^2) + nv   (per stage qpos, qvel, qacc, cdof, cdof_dot,
 ///                                cinert, cvel, qLD, qLDiagInv and the inverse-dynamics primal;
-///                                then the weighted stage velocity)
+///                                then the weighted stage velocity), and with constraints
+///                                5 nv + nq more (the stages' warm starts, the next state)
 template <class S>
 PHYDREAM_HD int vjp_scratch_size(const ModelView<S>& m) {
-  if (adjoint::stage_count(m) == 4) return 4 * adjoint::stage_record_size(m) + m.nv;
+  if (adjoint::stage_count(m) == 4) {
+    return 4 * adjoint::stage_record_size(m) + m.nv +
+           (adjoint::rk4_restores_stages(m) ? 5 * m.nv + m.nq : 0);
+  }
   return 12 * m.nbody + m.nq + m.nv + (adjoint::records_constrained_acc(m) ? 12 * m.nbody : 0);
 }
 
 /// The primal half of step_vjp: step() on d (input state in, next state out, bit for bit as
 /// step()), recording in primal_scratch (vjp_scratch_size(m) Scalars) what the reverse sweeps
 /// read. Any number of step_vjp_sweep calls may follow, as long as d is not modified in between
-/// (Euler's stage intermediates stay in d).
+/// (Euler's stage intermediates stay in d; an RK4 sweep with constraints re-runs the stages in d
+/// and restores it).
 template <class S>
 PHYDREAM_HD_STAGE void step_vjp_primal(const ModelView<S>& m, const Data<S>& d, S* primal_scratch) {
   const int nq = m.nq, nv = m.nv, nb = m.nbody;
@@ -805,6 +850,8 @@ PHYDREAM_HD_STAGE void step_vjp_primal(const ModelView<S>& m, const Data<S>& d, 
   }
 
   // RK4: forward.h's step(), each stage recorded after its forward()
+  const bool restores = adjoint::rk4_restores_stages(m);
+  if (restores) adjoint::copy_n(adjoint::rk4_warmstart(m, primal_scratch, 0), d.qacc_warmstart, nv);
   forward(m, d);
   adjoint::store_stage(m, d, primal_scratch, 0);
   for (int i = 0; i < nq; ++i) d.rk_qpos[i] = d.qpos[i];
@@ -819,6 +866,7 @@ PHYDREAM_HD_STAGE void step_vjp_primal(const ModelView<S>& m, const Data<S>& d, 
     for (int i = 0; i < nv; ++i) d.qvel[i] = c * d.qvel[i];
     integrate_pos(m, d.qpos, d.qvel, h);
     for (int i = 0; i < nv; ++i) d.qvel[i] = d.rk_qvel[i] + (c * d.qacc[i]) * h;
+    if (restores) adjoint::copy_n(adjoint::rk4_warmstart(m, primal_scratch, s), d.qacc_warmstart, nv);
     forward(m, d);
     adjoint::store_stage(m, d, primal_scratch, s);
     const S b = detail::rk4_b<S>(s);
@@ -832,6 +880,11 @@ PHYDREAM_HD_STAGE void step_vjp_primal(const ModelView<S>& m, const Data<S>& d, 
   integrate_pos(m, d.qpos, d.rk_dqpos, h);
   for (int i = 0; i < nv; ++i) d.qvel[i] = d.rk_qvel[i] + d.rk_dqvel[i] * h;
   d.time[0] += h;
+  if (restores) {
+    S* next = adjoint::rk4_warmstart(m, primal_scratch, 4);
+    adjoint::copy_n(next, d.qpos, nq);
+    adjoint::copy_n(next + nq, d.qvel, nv);
+  }
 }
 
 /// The reverse half of step_vjp: K cotangents of the step recorded by step_vjp_primal (d and
@@ -845,6 +898,7 @@ PHYDREAM_HD_STAGE void step_vjp_sweep(const ModelView<S>& m, const Data<S>& d, c
   const adjoint::ForceAdjoint<S, Vec<S, K>> force{m, d, primal_scratch, a};
   adjoint::step_sweep(m, d, primal_scratch, a, force, g_qpos_next, g_qvel_next, g_qpos, g_qvel,
                       g_ctrl);
+  if (adjoint::rk4_restores_stages(m)) adjoint::rk4_restore_step(m, d, primal_scratch);
 }
 
 /// Reverse mode of step(): with x = [qpos, qvel] and x' = step(x, ctrl), accumulates
