@@ -48,7 +48,7 @@
 #include "engine/simulator.h"
 
 #if defined(PHYDREAM_WITH_MUJOCO)
-#include <mujoco/mujoco.h>
+#include "bench/mujoco_util.h"
 #endif
 
 #ifndef PHYDREAM_ASSETS_DIR
@@ -188,26 +188,6 @@ json summarize(const std::vector<double>& errors) {
 // MuJoCo, the peer
 
 #if defined(PHYDREAM_WITH_MUJOCO)
-struct MjModel {
-  mjModel* m = nullptr;
-  explicit MjModel(const std::string& path) {
-    char error[1000] = "";
-    m = mj_loadXML(path.c_str(), nullptr, error, sizeof error);
-    if (m == nullptr) throw phydream::InputError("MuJoCo cannot load '" + path + "': " + error);
-  }
-  MjModel(const MjModel&) = delete;
-  MjModel& operator=(const MjModel&) = delete;
-  ~MjModel() { mj_deleteModel(m); }
-};
-
-struct MjData {
-  mjData* d = nullptr;
-  explicit MjData(const mjModel* m) : d(mj_makeData(m)) {}
-  MjData(const MjData&) = delete;
-  MjData& operator=(const MjData&) = delete;
-  ~MjData() { mj_deleteData(d); }
-};
-
 // d <- (x, u) with time 0 and the solver's warm start 0, as PhyDream starts every step (d was
 // reset once when made; mj_resetData per state would clear MuJoCo's whole arena every time)
 void mj_load(const mjModel* m, mjData* d, const double* x, const double* u) {

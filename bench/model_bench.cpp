@@ -28,7 +28,7 @@
 #include "engine/simulator.h"
 
 #if defined(PHYDREAM_WITH_MUJOCO)
-#include <mujoco/mujoco.h>
+#include "bench/mujoco_util.h"
 #endif
 
 #ifndef PHYDREAM_ASSETS_DIR
@@ -169,19 +169,6 @@ json bench_phydream(const Options& opt, const std::string& path, Backend backend
 // MuJoCo, the peer and the oracle
 
 #if defined(PHYDREAM_WITH_MUJOCO)
-struct MujocoModel {
-  mjModel* m = nullptr;
-  explicit MujocoModel(const std::string& path) {
-    char error[1000] = "";
-    m = mj_loadXML(path.c_str(), nullptr, error, sizeof error);
-    if (m == nullptr) throw phydream::InputError("MuJoCo cannot load '" + path + "': " + error);
-    m->opt.disableflags |= mjDSBL_CONTACT | mjDSBL_LIMIT | mjDSBL_FRICTIONLOSS;
-  }
-  MujocoModel(const MujocoModel&) = delete;
-  MujocoModel& operator=(const MujocoModel&) = delete;
-  ~MujocoModel() { mj_deleteModel(m); }
-};
-
 // MuJoCo's next states and centered FD Jacobians for `batch` inputs, on `threads` threads;
 // with `timing`, the rates of mj_step and mjd_transitionFD instead
 struct MujocoRun {
@@ -390,9 +377,11 @@ int main(int argc, char** argv) {
     for (const std::string& path : opt.models) {
       std::map<int, double> pd_jac, pd_step;  // float64 CPU rates by threads
 #if defined(PHYDREAM_WITH_MUJOCO)
-      std::unique_ptr<MujocoModel> mj;
+      std::unique_ptr<MjModel> mj;
       if (opt.mujoco) {
-        mj = std::make_unique<MujocoModel>(path);
+        mj = std::make_unique<MjModel>(path);
+        // the peer runs the same smooth dynamics PhyDream's model_bench measures
+        mj->m->opt.disableflags |= mjDSBL_CONTACT | mjDSBL_LIMIT | mjDSBL_FRICTIONLOSS;
         std::cout << cross_check(opt, path, mj->m).dump() << std::endl;
       }
 #endif

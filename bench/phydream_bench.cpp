@@ -31,7 +31,7 @@
 #include <cuda_runtime.h>
 #endif
 #if defined(PHYDREAM_WITH_MUJOCO)
-#include <mujoco/mujoco.h>
+#include "bench/mujoco_util.h"
 #endif
 
 #ifndef PHYDREAM_ASSETS_DIR
@@ -316,22 +316,6 @@ void mujoco_error(const char* msg) {
   std::exit(1);
 }
 
-struct MujocoModel {
-  mjModel* m = nullptr;
-  explicit MujocoModel(const std::string& path) {
-    mju_user_warning = mujoco_warning;
-    mju_user_error = mujoco_error;
-    char error[1000] = "";
-    m = mj_loadXML(path.c_str(), nullptr, error, sizeof error);
-    if (m == nullptr) {
-      throw phydream::InputError("cannot load MuJoCo model '" + path + "': " + error);
-    }
-  }
-  MujocoModel(const MujocoModel&) = delete;
-  MujocoModel& operator=(const MujocoModel&) = delete;
-  ~MujocoModel() { mj_deleteModel(m); }
-};
-
 json bench_mujoco(const Options& opt, const mjModel* m, int threads, std::int64_t batch,
                   const std::string& device) {
   const int nv = m->nv, nu = m->nu, nx = 2 * m->nv;
@@ -507,8 +491,12 @@ int run(Options opt) {
   const bool with_dp = std::count(opt.envs.begin(), opt.envs.end(), "double_pendulum") > 0;
 #if defined(PHYDREAM_WITH_MUJOCO)
   // the peer's model, loaded before anything is measured so that a bad path fails early
-  std::unique_ptr<MujocoModel> model;
-  if (opt.mujoco && with_dp) model = std::make_unique<MujocoModel>(opt.mujoco_model);
+  std::unique_ptr<MjModel> model;
+  if (opt.mujoco && with_dp) {
+    mju_user_warning = mujoco_warning;
+    mju_user_error = mujoco_error;
+    model = std::make_unique<MjModel>(opt.mujoco_model);
+  }
 #endif
 
   const std::string host = cpu_model();
