@@ -1,5 +1,6 @@
-// CUDA kernels and engine for articulated models: the per-environment functions of
-// engine/articulated_ops.h (the same code the CPU backend runs) in grid-stride loops.
+// The CUDA engine for articulated models: the per-environment functions of
+// engine/articulated_ops.h (the same code the CPU backend runs) in grid-stride loops, whose
+// kernels are in kernels/articulated_kernels.cuh and launched through kernels/articulated_launch.h.
 //
 // The model lives in device memory as ModelArrays' two blocks (ints and Scalars), uploaded once;
 // kernels get a ModelView pointing into them by value. Every thread works through environments
@@ -16,6 +17,7 @@
 #include "engine/articulated.h"
 #include "engine/articulated_ops.h"
 #include "engine/backend.h"
+#include "kernels/articulated_launch.h"
 #include "kernels/check.cuh"
 #include "kernels/engine_kernels.cuh"
 
@@ -23,112 +25,7 @@ namespace phydream {
 namespace kernels {
 namespace {
 
-constexpr int kArtThreads = 128;
 constexpr std::int64_t kWorkspaceBudget = std::int64_t(2) << 30;  // bytes of per-thread workspaces
-
-// grid-stride loop over environments: f(b, thread's scalar workspace, its tangent workspace),
-// recording each environment's solver outcome (SolveFlag) in status[b]
-template <class S, class F>
-__device__ __forceinline__ void for_each_env(const ModelView<S>& m, std::int64_t batch,
-                                             ArticulatedWorkspaceSizes sz, S* ws,
-                                             Vec<S, kArticulatedChunk>* tws, std::uint8_t* status,
-                                             F&& f) {
-  const std::int64_t tid = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
-  S* my_ws = ws + tid * sz.scalars;
-  Vec<S, kArticulatedChunk>* my_tws = tws != nullptr ? tws + tid * sz.tangents : nullptr;
-  for (std::int64_t b = tid; b < batch; b += stride) {
-    reset_solver_outcome(m, my_ws);
-    f(b, my_ws, my_tws);
-    status[b] = solver_outcome(m, my_ws);
-  }
-}
-
-template <class S>
-__global__ void art_step_kernel(ModelView<S> m, ArticulatedWorkspaceSizes sz, S* ws,
-                                Vec<S, kArticulatedChunk>* tws, std::uint8_t* status, std::int64_t batch,
-                                const S* __restrict__ x, const S* __restrict__ u, S* __restrict__ xn) {
-  const int nx = m.nq + m.nv, nu = m.nu;
-  for_each_env(m, batch, sz, ws, tws, status, [&](std::int64_t b, S* w, Vec<S, kArticulatedChunk>*) {
-    articulated_step(m, w, x + b * nx, u + b * nu, xn + b * nx);
-  });
-}
-
-template <class S>
-__global__ void art_jvp_kernel(ModelView<S> m, ArticulatedWorkspaceSizes sz, S* ws,
-                               Vec<S, kArticulatedChunk>* tws, std::uint8_t* status, std::int64_t batch, const S* x,
-                               const S* u, const S* dx, const S* du, S* xn, S* dxn) {
-  const int nx = m.nq + m.nv, ndx = 2 * m.nv, nu = m.nu;
-  for_each_env(m, batch, sz, ws, tws, status, [&](std::int64_t b, S* w, Vec<S, kArticulatedChunk>* t) {
-    articulated_jvp(m, w, t, x + b * nx, u + b * nu, dx + b * ndx, du + b * nu, xn + b * nx,
-                    dxn + b * ndx);
-  });
-}
-
-template <class S>
-__global__ void art_vjp_kernel(ModelView<S> m, ArticulatedWorkspaceSizes sz, S* ws,
-                               Vec<S, kArticulatedChunk>* tws, std::uint8_t* status, std::int64_t batch, const S* x,
-                               const S* u, S* gx, S* gu, const S* g_next) {
-  const int nx = m.nq + m.nv, ndx = 2 * m.nv, nu = m.nu;
-  for_each_env(m, batch, sz, ws, tws, status, [&](std::int64_t b, S* w, Vec<S, kArticulatedChunk>* t) {
-    articulated_vjp(m, w, t, x + b * nx, u + b * nu, gx + b * ndx, gu + b * nu, g_next + b * ndx);
-  });
-}
-
-template <class S>
-__global__ void art_jacobian_kernel(ModelView<S> m, ArticulatedWorkspaceSizes sz, S* ws,
-                                    Vec<S, kArticulatedChunk>* tws, std::uint8_t* status, std::int64_t batch, JacobianMode mode,
-                                    const S* x, const S* u, S* xn, S* jx, S* ju) {
-  const int nx = m.nq + m.nv, ndx = 2 * m.nv, nu = m.nu;
-  for_each_env(m, batch, sz, ws, tws, status, [&](std::int64_t b, S* w, Vec<S, kArticulatedChunk>* t) {
-    S* next = xn != nullptr ? xn + b * nx : nullptr;
-    articulated_jacobian(m, w, t, x + b * nx, u + b * nu, next, jx + b * ndx * ndx, ju + b * ndx * nu, mode);
-  });
-}
-
-template <class S>
-__global__ void art_jacobian_fd_kernel(ModelView<S> m, ArticulatedWorkspaceSizes sz, S* ws,
-                                       Vec<S, kArticulatedChunk>* tws, std::uint8_t* status, std::int64_t batch, S eps,
-                                       const S* x, const S* u, S* jx, S* ju) {
-  const int nx = m.nq + m.nv, ndx = 2 * m.nv, nu = m.nu;
-  for_each_env(m, batch, sz, ws, tws, status, [&](std::int64_t b, S* w, Vec<S, kArticulatedChunk>*) {
-    articulated_jacobian_fd(m, w, x + b * nx, u + b * nu, eps, jx + b * ndx * ndx, ju + b * ndx * nu);
-  });
-}
-
-template <class S>
-__global__ void art_rollout_kernel(ModelView<S> m, ArticulatedWorkspaceSizes sz, S* ws,
-                                   Vec<S, kArticulatedChunk>* tws, std::uint8_t* status, std::int64_t batch,
-                                   std::int64_t horizon, const S* x0, const S* actions, S* states) {
-  const int nx = m.nq + m.nv, nu = m.nu;
-  for_each_env(m, batch, sz, ws, tws, status, [&](std::int64_t b, S* w, Vec<S, kArticulatedChunk>*) {
-    articulated_rollout(m, w, x0 + b * nx, actions + b * horizon * nu, horizon,
-                        states + b * (horizon + 1) * nx);
-  });
-}
-
-template <class S>
-__global__ void art_rollout_vjp_kernel(ModelView<S> m, ArticulatedWorkspaceSizes sz, S* ws,
-                                       Vec<S, kArticulatedChunk>* tws, std::uint8_t* status, std::int64_t batch,
-                                       std::int64_t horizon, std::int64_t interval,
-                                       std::int64_t checkpoint_scalars, S* checkpoints,
-                                       const S* x0, const S* actions, const S* states,
-                                       const S* g_states, const S* g_final, S* gx0, S* g_actions) {
-  const int nx = m.nq + m.nv, ndx = 2 * m.nv, nu = m.nu;
-  const std::int64_t tid = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  for_each_env(m, batch, sz, ws, tws, status, [&](std::int64_t b, S* w, Vec<S, kArticulatedChunk>* t) {
-    const S* gs = g_states != nullptr ? g_states + b * (horizon + 1) * ndx : nullptr;
-    const S* gf = g_final != nullptr ? g_final + b * ndx : nullptr;
-    if (states != nullptr) {
-      articulated_rollout_vjp(m, w, t, states + b * (horizon + 1) * nx, actions + b * horizon * nu,
-                              horizon, gx0 + b * ndx, g_actions + b * horizon * nu, gs, gf);
-    } else {
-      articulated_rollout_vjp_checkpointed(m, w, t, x0 + b * nx, actions + b * horizon * nu, horizon,
-                                           interval, checkpoints + tid * checkpoint_scalars,
-                                           gx0 + b * ndx, g_actions + b * horizon * nu, gs, gf);
-    }
-  });
-}
 
 // device memory released in stream order when the call's launches are queued
 template <class E>
@@ -184,42 +81,37 @@ class ArticulatedCudaEngine final : public StepEngine<S> {
   }
 
   void step(std::int64_t batch, const S* x, const S* u, S* x_next) override {
-    launch("articulated step", batch, false, [&](unsigned grid, S* ws, T* tws, std::uint8_t* status) {
-      art_step_kernel<S><<<grid, kArtThreads, 0, stream_>>>(m_, sizes_, ws, tws, status, batch, x, u, x_next);
+    launch("articulated step", batch, false, [&](const ArtLaunch<S>& l) {
+      launch_art_step(l, batch, x, u, x_next);
     });
   }
   void step_jvp(std::int64_t batch, const S* x, const S* u, const S* dx, const S* du, S* x_next,
                 S* dx_next) override {
-    launch("articulated step_jvp", batch, true, [&](unsigned grid, S* ws, T* tws, std::uint8_t* status) {
-      art_jvp_kernel<S><<<grid, kArtThreads, 0, stream_>>>(m_, sizes_, ws, tws, status, batch, x, u, dx, du,
-                                                           x_next, dx_next);
+    launch("articulated step_jvp", batch, true, [&](const ArtLaunch<S>& l) {
+      launch_art_jvp(l, batch, x, u, dx, du, x_next, dx_next);
     });
   }
   void step_vjp(std::int64_t batch, const S* x, const S* u, S* gx, S* gu, const S* g_next) override {
-    launch("articulated step_vjp", batch, true, [&](unsigned grid, S* ws, T* tws, std::uint8_t* status) {
-      art_vjp_kernel<S><<<grid, kArtThreads, 0, stream_>>>(m_, sizes_, ws, tws, status, batch, x, u, gx, gu,
-                                                           g_next);
+    launch("articulated step_vjp", batch, true, [&](const ArtLaunch<S>& l) {
+      launch_art_vjp(l, batch, x, u, gx, gu, g_next);
     });
   }
   void jacobian(std::int64_t batch, const S* x, const S* u, S* x_next, S* jac_x, S* jac_u,
                 JacobianMode mode) override {
     mode = articulated_jacobian_route(m_, mode);
-    launch("articulated jacobian", batch, mode != JacobianMode::analytic, [&](unsigned grid, S* ws, T* tws, std::uint8_t* status) {
-      art_jacobian_kernel<S><<<grid, kArtThreads, 0, stream_>>>(
-          m_, sizes_, ws, tws, status, batch, mode, x, u, x_next, jac_x, jac_u);
+    launch("articulated jacobian", batch, mode != JacobianMode::analytic, [&](const ArtLaunch<S>& l) {
+      launch_art_jacobian(l, batch, mode, x, u, x_next, jac_x, jac_u);
     });
   }
   void jacobian_fd(std::int64_t batch, const S* x, const S* u, S* jac_x, S* jac_u, S eps) override {
-    launch("articulated jacobian_fd", batch, false, [&](unsigned grid, S* ws, T* tws, std::uint8_t* status) {
-      art_jacobian_fd_kernel<S><<<grid, kArtThreads, 0, stream_>>>(m_, sizes_, ws, tws, status, batch, eps, x,
-                                                                   u, jac_x, jac_u);
+    launch("articulated jacobian_fd", batch, false, [&](const ArtLaunch<S>& l) {
+      launch_art_jacobian_fd(l, batch, eps, x, u, jac_x, jac_u);
     });
   }
   void rollout(std::int64_t batch, std::int64_t horizon, const S* x0, const S* actions,
                S* states) override {
-    launch("articulated rollout", batch, false, [&](unsigned grid, S* ws, T* tws, std::uint8_t* status) {
-      art_rollout_kernel<S><<<grid, kArtThreads, 0, stream_>>>(m_, sizes_, ws, tws, status, batch, horizon,
-                                                               x0, actions, states);
+    launch("articulated rollout", batch, false, [&](const ArtLaunch<S>& l) {
+      launch_art_rollout(l, batch, horizon, x0, actions, states);
     });
   }
   void rollout_vjp(std::int64_t batch, std::int64_t horizon, const S* x0, const S* actions,
@@ -227,11 +119,10 @@ class ArticulatedCudaEngine final : public StepEngine<S> {
                    std::int64_t interval) override {
     const std::int64_t per_thread =
         states != nullptr ? 0 : articulated_checkpoint_scalars(arrays_.view(), horizon, interval);
-    launch("articulated rollout_vjp", batch, true, [&](unsigned grid, S* ws, T* tws, std::uint8_t* status) {
-      StreamArray<S> checkpoints(per_thread * grid * kArtThreads, stream_);
-      art_rollout_vjp_kernel<S><<<grid, kArtThreads, 0, stream_>>>(
-          m_, sizes_, ws, tws, status, batch, horizon, interval, per_thread, checkpoints.get(), x0, actions,
-          states, g_states, g_final, gx0, g_actions);
+    launch("articulated rollout_vjp", batch, true, [&](const ArtLaunch<S>& l) {
+      StreamArray<S> checkpoints(per_thread * l.grid * kArtThreads, stream_);
+      launch_art_rollout_vjp(l, batch, horizon, interval, per_thread, checkpoints.get(), x0, actions,
+                             states, g_states, g_final, gx0, g_actions);
     });
   }
   void nonfinite_rows(std::int64_t batch, std::int64_t row_size, const S* data,
@@ -261,7 +152,7 @@ class ArticulatedCudaEngine final : public StepEngine<S> {
     S* ws = reserve(&ws_, &ws_capacity_, slots * sizes_.scalars);
     T* tws = tangents ? reserve(&tws_, &tws_capacity_, slots * sizes_.tangents) : nullptr;
     std::uint8_t* status = reserve(&status_, &status_capacity_, batch);
-    body(static_cast<unsigned>(blocks), ws, tws, status);
+    body(ArtLaunch<S>{m_, sizes_, ws, tws, status, static_cast<unsigned>(blocks), stream_});
     check_launch(what);
   }
 
