@@ -93,6 +93,39 @@ class Progress {
   std::int64_t last_decile_ = -1;
 };
 
+std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream os;
+  os << in.rdbuf();
+  return os.str();
+}
+
+// empty when `checkpoint` and `config` describe the same environment; else what differs. A
+// model file is compared by content: the checkpoint holds a copy of the one it was trained on.
+std::string environment_difference(const TrainConfig& checkpoint, const TrainConfig& config) {
+  auto describe = [](const TrainConfig& c) {
+    return c.env_model.empty() ? "environment '" + c.env + "'" : "model file " + c.env_model;
+  };
+  if (checkpoint.env_model.empty() != config.env_model.empty() ||
+      checkpoint.env != config.env) {
+    return describe(checkpoint) + " against the config's " + describe(config);
+  }
+  if (!config.env_model.empty()) {
+    if (read_bytes(checkpoint.env_model) != read_bytes(config.env_model)) {
+      return "the config's model file " + config.env_model +
+             " differs from the checkpoint's copy " + checkpoint.env_model;
+    }
+    std::vector<std::string> a = checkpoint.disable, b = config.disable;
+    std::sort(a.begin(), a.end());
+    std::sort(b.begin(), b.end());
+    if (a != b) {
+      return "the disable flags differ: checkpoint " + json(checkpoint.disable).dump() +
+             ", config " + json(config.disable).dump();
+    }
+  }
+  return {};
+}
+
 // one training run into `dir`: metrics.csv, checkpoint/, checkpoints/step_*/ and summary.json
 // with the evaluation; returns the summary
 template <class S>
@@ -101,10 +134,15 @@ json train_run(const TrainConfig& cfg, Backend backend, int threads, const fs::p
   training::Trainer<S> trainer(cfg, backend, threads);
   if (resume) {
     ModelState st = training::load_checkpoint((dir / "checkpoint").string());
-    if (st.config.env != cfg.env || st.spec.hidden != cfg.model.hidden ||
-        st.spec.activation != cfg.model.activation || st.spec.residual != cfg.model.residual) {
+    const std::string env_diff = environment_difference(st.config, cfg);
+    if (!env_diff.empty()) {
       throw InputError("--resume: the checkpoint in " + (dir / "checkpoint").string() +
-                       " has a different environment or architecture than the config");
+                       " was trained on a different environment than the config: " + env_diff);
+    }
+    if (st.spec.hidden != cfg.model.hidden || st.spec.activation != cfg.model.activation ||
+        st.spec.residual != cfg.model.residual) {
+      throw InputError("--resume: the checkpoint in " + (dir / "checkpoint").string() +
+                       " has a different architecture than the config");
     }
     // the config governs the rest of the run, its loss included; the Jacobian statistics
     // (jac_std) stay the checkpoint's, measured on the data when the run started
@@ -164,7 +202,8 @@ json train_run(const TrainConfig& cfg, Backend backend, int threads, const fs::p
   const ModelState final_state = trainer.state();
   const training::EvalResult ev = training::evaluate(final_state, threads);
   json summary;
-  summary["env"] = cfg.env;
+  summary["env"] = cfg.env_label();
+  if (!cfg.env_model.empty()) summary["env_model"] = cfg.env_model;
   summary["backend"] = backend_name(backend);
   summary["dtype"] = cfg.train.dtype;
   summary["steps"] = trainer.step();
@@ -258,12 +297,13 @@ int run_train(const TrainArgs& a) {
   warn_relu(cfg, a.config);
   if (!a.quiet) {
     std::fprintf(stderr, "phydream train: %s, %s, %lld steps of %lld, backend %s (%s)\n",
-                 cfg.env.c_str(), cfg.train.dtype.c_str(), static_cast<long long>(cfg.train.steps),
-                 static_cast<long long>(cfg.train.batch), backend_name(backend), reason.c_str());
+                 cfg.env_label().c_str(), cfg.train.dtype.c_str(),
+                 static_cast<long long>(cfg.train.steps), static_cast<long long>(cfg.train.batch),
+                 backend_name(backend), reason.c_str());
   }
   const json summary = train_any(cfg, backend, a.threads, dir, a.resume, "train", a.quiet);
   const json& ev = summary["eval"];
-  std::printf("trained %s to step %lld in %.1f s (%.3g samples/s)\n", cfg.env.c_str(),
+  std::printf("trained %s to step %lld in %.1f s (%.3g samples/s)\n", cfg.env_label().c_str(),
               static_cast<long long>(summary["steps"].get<std::int64_t>()),
               summary["train_seconds"].get<double>(), summary["samples_per_s"].get<double>());
   std::printf("one-step MSE %.4e, Jacobian MSE %.4e, rollout MSE at h=%zu %.4e\n",
@@ -475,7 +515,10 @@ int run_experiment(const ExperimentArgs& a) {
         train["seed"] = seed;
         if (a.steps) train["steps"] = *a.steps;
       }
-      TrainConfig cfg = training::parse_train_config(merged, a.config + " (variant " + it.key() + ")");
+      // an env_model is relative to the experiment file, as in a training config
+      TrainConfig cfg = training::parse_train_config(merged,
+                                                     a.config + " (variant " + it.key() + ")",
+                                                     fs::path(a.config).parent_path().string());
       runs.push_back({it.key(), seed, cfg});
     }
     warn_relu(runs.back().cfg, a.config + " (variant " + it.key() + ")");

@@ -4,10 +4,12 @@
     /usr/bin/python3 scripts/plot_results.py RUNS_DIR [--out PLOTS_DIR]
 
 writes, into RUNS_DIR/plots (or PLOTS_DIR):
-    training_curves.png   loss terms over training steps, mean and 95% CI over seeds (Fig. 8)
-    rollout_error.png     median rollout MSE against horizon, mean and 95% CI (Fig. 6)
+    training_curves.png   loss terms over training steps, geometric mean and 95% CI over seeds
+                          (Fig. 8)
+    rollout_error.png     median rollout MSE against horizon (Fig. 6)
     ood.png               one-step and rollout error as the state box grows (Fig. 7)
     jacobians.png         predicted and true Jacobians at one state, per variant (Fig. 5)
+The curves over seeds are geometric means with the 95% CI of the mean of log10 (log axes).
 
 Needs numpy and matplotlib (Debian: python3-numpy python3-matplotlib, or
 scripts/install_deps.sh --plots).
@@ -47,6 +49,14 @@ def mean_ci(samples):
     return mean, t * sd / math.sqrt(n)
 
 
+def log_mean_ci(samples):
+    """Geometric mean and its 95% CI band (low, high) along axis 0, for a log axis: errors that
+    vary by orders of magnitude between seeds would give an arithmetic band reaching below 0."""
+    a = np.log10(np.maximum(np.asarray(samples, dtype=float), 1e-30))
+    mean, ci = mean_ci(a)
+    return 10 ** mean, 10 ** (mean - ci), 10 ** (mean + ci)
+
+
 def colors(variants):
     """One colour per variant, the same in every panel."""
     cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -83,18 +93,20 @@ def plot_training(variants, runs, path):
             curves = [[float(r[term]) for r in run["metrics"]] for run in runs[v]]
             steps = [int(r["step"]) for r in runs[v][0]["metrics"]]
             length = min(len(c) for c in curves)
-            mean, ci = mean_ci([c[:length] for c in curves])
-            if np.all(mean == 0):
+            trimmed = np.asarray([c[:length] for c in curves])
+            if np.all(trimmed == 0):
                 continue  # the term is not trained (its weight is 0)
+            # on the log axis, the mean and CI of log10: batch losses of models with stiff
+            # constraints jump by orders of magnitude, and an arithmetic CI would reach below 0
+            mean, low, high = log_mean_ci(trimmed)
             ax.plot(steps[:length], mean, label=v, color=color[v])
-            ax.fill_between(steps[:length], np.maximum(mean - ci, 1e-12), mean + ci,
-                            color=color[v], alpha=0.2)
+            ax.fill_between(steps[:length], low, high, color=color[v], alpha=0.2)
         ax.set_yscale("log")
         ax.set_xlabel("step")
         ax.set_title({"loss": "total loss", "mse": "MSE (next state)",
                       "jal": "JAL (Jacobian)"}[term])
         ax.legend()
-    fig.suptitle("training loss on each batch (mean and 95% CI over seeds)")
+    fig.suptitle("training loss on each batch (geometric mean and 95% CI over seeds)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -105,14 +117,14 @@ def plot_rollouts(variants, runs, path):
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for v in variants:
         curves = [[value(m) for m in run["eval"]["rollout"]["mse_median"]] for run in runs[v]]
-        mean, ci = mean_ci(curves)
+        mean, low, high = log_mean_ci(curves)
         h = np.arange(1, len(mean) + 1)
         ax.plot(h, mean, label=v, color=color[v])
-        ax.fill_between(h, np.maximum(mean - ci, 1e-12), mean + ci, color=color[v], alpha=0.2)
+        ax.fill_between(h, low, high, color=color[v], alpha=0.2)
     ax.set_yscale("log")
     ax.set_xlabel("rollout horizon (steps)")
     ax.set_ylabel("median over environments of the state MSE")
-    ax.set_title("open-loop rollout error (mean and 95% CI over seeds)")
+    ax.set_title("open-loop rollout error (geometric mean and 95% CI over seeds)")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -127,13 +139,14 @@ def plot_ood(variants, runs, path):
         for v in variants:
             factors = [row["factor"] for row in runs[v][0]["eval"]["ood"]]
             curves = [[value(row[key]) for row in run["eval"]["ood"]] for run in runs[v]]
-            mean, ci = mean_ci(curves)
-            ax.errorbar(factors, mean, yerr=ci, marker="o", capsize=3, label=v, color=color[v])
+            mean, low, high = log_mean_ci(curves)
+            ax.errorbar(factors, mean, yerr=[mean - low, high - mean], marker="o", capsize=3,
+                        label=v, color=color[v])
         ax.set_yscale("log")
         ax.set_xlabel("state box scale (1 = the training box)")
         ax.set_title(title)
         ax.legend()
-    fig.suptitle("out-of-distribution error (mean and 95% CI over seeds)")
+    fig.suptitle("out-of-distribution error (geometric mean and 95% CI over seeds)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -149,16 +162,27 @@ def plot_jacobians(variants, runs, path):
         ex = runs[v][0]["eval"]["jacobian_examples"][0]
         panels.append((v, np.asarray(ex["model"]).reshape(nx, cols)))
     lim = max(np.max(np.abs(p)) for _, p in panels)
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.4))
+    # a few entries much larger than the rest (contact, joint limits) would wash the others
+    # out on a linear scale: then the colours are symmetric-logarithmic, linear below 1 % of
+    # the largest entry
+    magnitudes = np.abs(truth[truth != 0])
+    heavy = magnitudes.size > 0 and lim > 20 * np.percentile(magnitudes, 90)
+    norm = (matplotlib.colors.SymLogNorm(linthresh=0.01 * lim, vmin=-lim, vmax=lim) if heavy
+            else matplotlib.colors.Normalize(vmin=-lim, vmax=lim))
+    # numbers in the cells only while they stay legible
+    annotate = nx * cols <= 64
+    side = 3.4 if annotate else max(3.4, 0.22 * cols)
+    fig, axes = plt.subplots(1, len(panels), figsize=(side * len(panels), side * nx / cols + 0.8))
     for k, (ax, (name, mat)) in enumerate(zip(axes, panels)):
-        im = ax.imshow(mat, cmap="RdBu_r", vmin=-lim, vmax=lim)
+        im = ax.imshow(mat, cmap="RdBu_r", norm=norm)
         ax.set_title(name)
         ax.set_xlabel("d / d[x, u]")
         if k == 0:
             ax.set_ylabel("x' entry")
-        for (i, j), val in np.ndenumerate(mat):
-            ax.text(j, i, f"{val:.2f}", ha="center", va="center", fontsize=7)
-    fig.colorbar(im, ax=axes, shrink=0.8)
+        if annotate:
+            for (i, j), val in np.ndenumerate(mat):
+                ax.text(j, i, f"{val:.2f}", ha="center", va="center", fontsize=7)
+    fig.colorbar(im, ax=axes, shrink=0.8, label="symlog scale" if heavy else None)
     fig.suptitle("Jacobian of the next state at one evaluation state (seed 0)")
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)

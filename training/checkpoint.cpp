@@ -59,10 +59,21 @@ void save_checkpoint(const std::string& dir, const ModelState& st, const std::st
       save("adam_m", st.adam_m, 0, {P});
       save("adam_v", st.adam_v, 0, {P});
     }
+    json config = to_json(st.config);
     json model;
     model["format"] = kFormat;
     model["version"] = kVersion;
-    model["env"] = st.config.env;
+    model["env"] = st.config.env_label();
+    if (!st.config.env_model.empty()) {
+      // the model file travels with the checkpoint, so that eval and resume rebuild the same
+      // simulator wherever the checkpoint goes and whatever becomes of the original; the
+      // config names the copy, relative to the checkpoint directory
+      const std::string copy = "env_model" + fs::path(st.config.env_model).extension().string();
+      fs::copy_file(st.config.env_model, tmp / copy);
+      config["env_model"] = copy;
+      model["env_model"] = copy;
+      model["env_model_source"] = st.config.env_model;
+    }
     model["dtype"] = dtype;
     model["step"] = st.step;
     model["architecture"] = {{"nx", spec.nx},
@@ -80,7 +91,7 @@ void save_checkpoint(const std::string& dir, const ModelState& st, const std::st
                      {"scaling", scaling_name(st.loss.scaling)}, {"jac_std", st.loss.jac_std}};
     model["tensors"] = tensors;
     model["optimizer_state"] = optimizer;
-    model["config"] = to_json(st.config);
+    model["config"] = config;
     std::ofstream(tmp / "model.json") << model.dump(2) << "\n";
     // replace the previous checkpoint only once the new one is complete
     std::error_code ec;
@@ -130,7 +141,8 @@ ModelState load_checkpoint(const std::string& dir, std::string* dtype_out) {
 
   ModelState st;
   try {
-    st.config = parse_train_config(field(m, "config", "config"), where + " (config)");
+    // an env_model in the config is the copy beside model.json
+    st.config = parse_train_config(field(m, "config", "config"), where + " (config)", dir);
     const json& a = field(m, "architecture", "architecture");
     st.spec.nx = field(a, "nx", "architecture.nx").get<int>();
     st.spec.nu = field(a, "nu", "architecture.nu").get<int>();

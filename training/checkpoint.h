@@ -3,6 +3,9 @@
 //                the list of tensors, and the full training config
 //   W0.npy b0.npy W1.npy ...   W_l of shape (out, in), b_l of shape (out,), in the model dtype
 //   adam_m.npy adam_v.npy      flat (num_params,) optimizer moments, when saved for resuming
+//   env_model.xml|.json        for a config with env_model: a copy of the model file, which the
+//                              config in model.json names (relative to the checkpoint); model.json
+//                              records the original path as env_model_source
 // A checkpoint is written to a temporary directory beside its target and renamed into place.
 #pragma once
 

@@ -1,10 +1,12 @@
 #include "training/config.h"
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
 
+#include "engine/articulated.h"
 #include "engine/errors.h"
 #include "models/envs.h"
 
@@ -12,6 +14,7 @@ namespace phydream::training {
 
 namespace {
 
+namespace fs = std::filesystem;
 using nlohmann::json;
 
 // reads one JSON object strictly: typed getters, and finish() rejects keys nobody asked for
@@ -118,11 +121,15 @@ void require(bool ok, Reader& r, const std::string& key, const std::string& what
   if (!ok) r.fail(key, what, got);
 }
 
-// a box (low, high) of the expected size with low < high
+// a box (low, high) with one entry per name and low < high
 void check_box(Reader& r, const std::string& low_key, const std::vector<double>& low,
-               const std::vector<double>& high, std::size_t n) {
+               const std::vector<double>& high, const std::vector<std::string>& names) {
+  const std::size_t n = names.size();
   if (low.size() != n || high.size() != n) {
-    r.fail(low_key, "and its high bound must have " + std::to_string(n) + " entries each",
+    std::string list;
+    for (const std::string& name : names) list += (list.empty() ? "" : ", ") + name;
+    r.fail(low_key, "and its high bound must have " + std::to_string(n) + " entries each (" +
+                        list + ")",
            json{{"low", low}, {"high", high}});
   }
   for (std::size_t i = 0; i < n; ++i) {
@@ -136,16 +143,51 @@ void check_box(Reader& r, const std::string& low_key, const std::vector<double>&
 
 }  // namespace
 
-TrainConfig parse_train_config(const json& j, const std::string& source) {
+TrainConfig parse_train_config(const json& j, const std::string& source,
+                               const std::string& base_dir) {
   TrainConfig c;
   Reader top(j, source, "");
-  if (!top.has("env")) throw InputError(source + ": missing required key 'env'");
-  c.env = top.string("env", "");
-  EnvInfo env;
-  try {
-    env = find_env(c.env);
-  } catch (const InputError& e) {
-    throw InputError(source + ": " + e.what());
+  const bool builtin = top.has("env"), articulated = top.has("env_model");
+  if (builtin == articulated) {
+    throw InputError(source + (builtin ? ": give 'env' or 'env_model', not both"
+                                       : ": missing required key 'env' (a built-in environment, "
+                                         "see `phydream envs`) or 'env_model' (a model file)"));
+  }
+  if (builtin) {
+    c.env = top.string("env", "");
+    if (top.has("disable")) {
+      throw InputError(source + ": 'disable' applies to articulated models (env_model), not to "
+                       "the built-in environment '" + c.env + "'");
+    }
+  } else {
+    const std::string given = top.string("env_model", "");
+    if (given.empty()) top.fail("env_model", "must name a model file (.xml or .json)", json(given));
+    // relative to the file holding the config, so that a config works from any directory
+    fs::path file(given);
+    if (file.is_relative() && !base_dir.empty()) file = fs::path(base_dir) / file;
+    c.env_model = fs::absolute(file).lexically_normal().string();
+    if (!fs::is_regular_file(c.env_model)) {
+      throw InputError(source + ": env_model '" + given + "': no such file" +
+                       (given == c.env_model ? std::string() : " (looked for " + c.env_model +
+                        "; a relative path is taken from the config file's directory)"));
+    }
+    if (top.has("disable")) {
+      const json& d = top.at("disable");
+      require(d.is_array(), top, "disable", "must be an array of flag names", d);
+      for (const json& flag : d) {
+        require(flag.is_string(), top, "disable", "must be an array of flag names", d);
+        try {
+          parse_disable_flag(flag.get<std::string>());
+        } catch (const InputError& e) {
+          throw InputError(source + ": disable: " + e.what());
+        }
+        c.disable.push_back(flag.get<std::string>());
+      }
+    }
+    if (top.has("params")) {
+      throw InputError(source + ": 'params' applies to the built-in environments (env); edit the "
+                       "model file to change an articulated model");
+    }
   }
 
   if (top.has("params")) {
@@ -158,6 +200,38 @@ TrainConfig parse_train_config(const json& j, const std::string& source) {
   }
   if (top.has("integrator")) c.integrator = top.string("integrator", "");
   if (top.has("dt")) c.dt = top.number("dt", 0);
+
+  // the environment options are checked by the registry (or the model loader) itself, once,
+  // here; its sizes and default boxes are what the rest is checked against
+  EngineConfig resolved;
+  try {
+    resolved = resolve_config(c.simulator_options(Backend::cpu, 0));
+  } catch (const InputError& e) {
+    throw InputError(source + ": " + e.what());
+  }
+  const EnvInfo& env = resolved.env;
+  if (!builtin) {
+    c.env_model_name = env.name;
+    if (env.nx != env.ndx) {
+      // the MLP maps x to x' and JAL compares dx'/dx, which needs the state to be its own
+      // tangent: a quaternion in qpos (ball and free joints) makes nq > nv
+      std::string joint;
+      const Model& m = *resolved.model;
+      for (int k = 0; k < m.njnt && joint.empty(); ++k) {
+        const auto type = static_cast<JointType>(m.jnt_type[k]);
+        if (type == JointType::free || type == JointType::ball) {
+          const std::string name = k < static_cast<int>(m.jnt_name.size()) ? m.jnt_name[k] : "";
+          joint = " (joint '" + (name.empty() ? "joint" + std::to_string(k) : name) + "' is a " +
+                  (type == JointType::free ? "free" : "ball") + " joint)";
+        }
+      }
+      throw InputError(source + ": env_model '" + c.env_model + "': model '" + env.name +
+                       "' has nq = " + std::to_string(env.nq) + " position coordinates but nv = " +
+                       std::to_string(env.ndx / 2) + " velocities" + joint +
+                       "; the trainer needs nq = nv (hinge and slide joints only), since it "
+                       "learns x' from x and aligns dx'/dx with the state as its own tangent");
+    }
+  }
 
   {
     Reader r = top.object("sampling");
@@ -175,8 +249,8 @@ TrainConfig parse_train_config(const json& j, const std::string& source) {
     c.sampling.state_high = r.numbers("state_high", env.state_high);
     c.sampling.action_low = r.numbers("action_low", env.action_low);
     c.sampling.action_high = r.numbers("action_high", env.action_high);
-    check_box(r, "state_low", c.sampling.state_low, c.sampling.state_high, env.nx);
-    check_box(r, "action_low", c.sampling.action_low, c.sampling.action_high, env.nu);
+    check_box(r, "state_low", c.sampling.state_low, c.sampling.state_high, env.state_names);
+    check_box(r, "action_low", c.sampling.action_low, c.sampling.action_high, env.action_names);
     r.finish();
   }
   {
@@ -276,13 +350,6 @@ TrainConfig parse_train_config(const json& j, const std::string& source) {
     r.finish();
   }
   top.finish();
-
-  // the environment options are checked by the registry itself, once, here
-  try {
-    resolve_config(c.simulator_options(Backend::cpu, 0));
-  } catch (const InputError& e) {
-    throw InputError(source + ": " + e.what());
-  }
   return c;
 }
 
@@ -295,12 +362,14 @@ TrainConfig load_train_config(const std::string& path) {
   } catch (const json::parse_error& e) {
     throw InputError(path + ": not valid JSON: " + e.what());
   }
-  return parse_train_config(j, path);
+  return parse_train_config(j, path, fs::path(path).parent_path().string());
 }
 
 SimulatorOptions TrainConfig::simulator_options(Backend backend, int threads, void* stream) const {
   SimulatorOptions o;
   o.env = env;
+  o.model_file = env_model;
+  o.disable = disable;
   o.params = params;
   if (integrator) o.integrator = parse_integrator(*integrator);
   o.dt = dt;
@@ -312,9 +381,14 @@ SimulatorOptions TrainConfig::simulator_options(Backend backend, int threads, vo
 
 json to_json(const TrainConfig& c) {
   json j;
-  j["env"] = c.env;
-  j["params"] = json::object();
-  for (const auto& [k, v] : c.params) j["params"][k] = v;
+  if (c.env_model.empty()) {
+    j["env"] = c.env;
+    j["params"] = json::object();
+    for (const auto& [k, v] : c.params) j["params"][k] = v;
+  } else {
+    j["env_model"] = c.env_model;
+    j["disable"] = c.disable;
+  }
   if (c.integrator) j["integrator"] = *c.integrator;
   if (c.dt) j["dt"] = *c.dt;
   j["sampling"] = {{"mode", c.sampling.mode == SamplingMode::uniform ? "uniform" : "rollout"},

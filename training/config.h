@@ -2,12 +2,19 @@
 // unknown key, wrong type or out-of-range value is an InputError naming the file and the key).
 //
 // {
-//   "env": "double_pendulum",                 required; see `phydream envs`
-//   "params": {"m1": 1.0},                    optional overrides of the environment
-//   "integrator": "euler", "dt": 0.1,         optional
+//   "env": "double_pendulum",                 a built-in environment (see `phydream envs`), or
+//   "env_model": "../half_cheetah.xml",       an articulated model file (MJCF .xml or JSON);
+//                                             exactly one of the two. A relative path is
+//                                             resolved against the directory of the file that
+//                                             holds the config (not the working directory).
+//                                             Only models with hinge and slide joints (nq = nv):
+//                                             the trainer takes the state as its own tangent.
+//   "disable": ["contact", "limit"],          env_model only: MJCF disable flags to set
+//   "params": {"m1": 1.0},                    env only: overrides of the environment
+//   "integrator": "euler", "dt": 0.1,         optional (env_model: the model's by default)
 //   "sampling": {"mode": "uniform" | "rollout", "horizon": 20,
 //                "state_low": [...], "state_high": [...],        default: the environment's box
-//                "action_low": [...], "action_high": [...]},
+//                "action_low": [...], "action_high": [...]},     (nx and nu entries)
 //   "model": {"hidden": [64, 64], "activation": "tanh", "residual": true},
 //   "loss": {"lambda_mse": 1, "lambda_jal": 0, "metric": "mse", "scaling": "none"},
 //   "optimizer": {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
@@ -72,7 +79,10 @@ struct EvalConfig {
 };
 
 struct TrainConfig {
-  std::string env;
+  std::string env;        // a built-in environment; empty when env_model is set
+  std::string env_model;  // an articulated model file, absolute path; empty for a built-in env
+  std::string env_model_name;  // the model's name (MJCF <mujoco model=...>, else the file's)
+  std::vector<std::string> disable;  // env_model: disable flags
   std::vector<std::pair<std::string, double>> params;
   std::optional<std::string> integrator;
   std::optional<double> dt;
@@ -85,13 +95,19 @@ struct TrainConfig {
 
   /// The simulator options this config describes (backend and threads from the caller).
   SimulatorOptions simulator_options(Backend backend, int threads, void* stream = nullptr) const;
+  /// What is trained on, for messages and summaries: env, or the model's name.
+  const std::string& env_label() const { return env_model.empty() ? env : env_model_name; }
 };
 
-/// Parses and validates a config; `source` (a file name) prefixes every error message.
-TrainConfig parse_train_config(const nlohmann::json& j, const std::string& source);
-/// Reads and parses a JSON file; InputError for a missing file or malformed JSON.
+/// Parses and validates a config; `source` (a file name) prefixes every error message, and a
+/// relative env_model path is resolved against `base_dir` (empty: the working directory).
+TrainConfig parse_train_config(const nlohmann::json& j, const std::string& source,
+                               const std::string& base_dir = "");
+/// Reads and parses a JSON file, env_model relative to the file's directory; InputError for a
+/// missing file or malformed JSON.
 TrainConfig load_train_config(const std::string& path);
-/// The config as JSON, every field explicit (defaults filled in), parseable again.
+/// The config as JSON, every field explicit (defaults filled in), parseable again (env_model as
+/// an absolute path).
 nlohmann::json to_json(const TrainConfig& c);
 
 /// Applies `patch` on top of `base` recursively (objects merge, everything else replaces):

@@ -5,7 +5,6 @@
 #include <stdexcept>
 
 #include "engine/errors.h"
-#include "models/envs.h"
 
 namespace phydream::training {
 
@@ -15,8 +14,7 @@ double learning_rate(const OptimizerConfig& o, std::int64_t t, std::int64_t tota
   return o.lr_min + 0.5 * (o.adam.lr - o.lr_min) * (1.0 + std::cos(M_PI * progress));
 }
 
-MlpSpec make_spec(const TrainConfig& config) {
-  const EnvInfo& env = find_env(config.env);
+MlpSpec make_spec(const TrainConfig& config, const EnvInfo& env) {
   MlpSpec spec;
   spec.nx = env.nx;
   spec.nu = env.nu;
@@ -28,6 +26,18 @@ MlpSpec make_spec(const TrainConfig& config) {
 }
 
 namespace {
+
+// the simulator's environment, checked for what the trainer assumes: the MLP maps x (nx) to x'
+// and JAL compares dx'/dx (ndx x ndx), so the state must be its own tangent
+const EnvInfo& checked_env(const EnvInfo& env) {
+  if (env.nx != env.ndx) {
+    throw InputError("environment '" + env.name + "': the trainer needs the state to be its own "
+                     "tangent (nx = ndx), got nx = " + std::to_string(env.nx) + ", ndx = " +
+                     std::to_string(env.ndx) + " (ball or free joints); use hinge and slide "
+                     "joints only");
+  }
+  return env;
+}
 
 // mean and standard deviation of each column of a (rows, cols) array; a column without spread
 // gets std 1, so normalising by it is the identity rather than a division by ~0
@@ -61,7 +71,7 @@ Trainer<S>::Trainer(const TrainConfig& config, Backend backend, int threads, voi
       sim_(config.simulator_options(backend, threads, stream)),
       ops_(make_train_ops<S>(backend, stream)),
       sampler_(config.sampling, backend, sim_, *ops_, stream),
-      spec_(make_spec(config)),
+      spec_(make_spec(config, checked_env(sim_.env()))),
       loss_(config.loss),
       theta_(backend, 0, stream),
       grad_(backend, 0, stream),

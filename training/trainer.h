@@ -38,14 +38,16 @@ struct ModelState {
 /// The learning rate at step t (0-based) of `total`.
 double learning_rate(const OptimizerConfig& o, std::int64_t t, std::int64_t total);
 
-/// The normalisation spec of a model for `config`, before statistics: sizes, widths, activation.
-MlpSpec make_spec(const TrainConfig& config);
+/// The spec of a model for `config` on environment `env`, before statistics: sizes, widths,
+/// activation, identity normalisation.
+MlpSpec make_spec(const TrainConfig& config, const EnvInfo& env);
 
 template <class S>
 class Trainer {
  public:
   /// Builds the simulator and engines; the model is not initialised until initialise() or
-  /// restore(). `backend` is resolved already (cpu or cuda).
+  /// restore(). `backend` is resolved already (cpu or cuda). InputError for an environment
+  /// whose tangent is not its state (nq != nv).
   Trainer(const TrainConfig& config, Backend backend, int threads = 0, void* stream = nullptr);
 
   /// Fresh start: normalisation statistics (and the true Jacobians' per-entry std) from
