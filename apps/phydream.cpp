@@ -91,7 +91,8 @@ int main(int argc, char** argv) {
   step->add_option("--mode", step_args.mode,
                    "Jacobian by forward sweeps (fwd), reverse sweeps (rev), the fastest "
                    "analytic route (analytic: closed-form inverse-dynamics derivatives for "
-                   "--model) or central finite differences (fd)")
+                   "--model, with the constraint solve's IFT in closed form under --grad-mode "
+                   "ift) or central finite differences (fd)")
       ->capture_default_str();
   step->add_option("--fd-eps", step_args.fd_eps,
                    "relative finite-difference step for --mode fd (0: 1e-6 f64, 1e-3 f32)");
@@ -111,8 +112,9 @@ int main(int argc, char** argv) {
   jacobian->add_option("--out", jac_args.out, "output directory")->required();
   jacobian->add_option("--mode", jac_args.mode,
                        "forward sweeps (fwd), reverse sweeps (rev), the fastest analytic route "
-                       "(analytic: closed-form inverse-dynamics derivatives for --model) or "
-                       "central finite differences (fd)")
+                       "(analytic: closed-form inverse-dynamics derivatives for --model, with the "
+                       "constraint solve's IFT in closed form under --grad-mode ift) or central "
+                       "finite differences (fd)")
       ->capture_default_str();
   jacobian->add_option("--fd-eps", jac_args.fd_eps,
                        "relative finite-difference step for --mode fd (0: 1e-6 f64, 1e-3 f32)");

@@ -46,6 +46,27 @@ double rate(double min_time, double work_per_call, Call&& call, Sync&& sync) {
   return best;
 }
 
+// rate() for several calls timed against each other: their windows taken in rotation (call 1,
+// call 2, ..., then again, g_repeats rounds) so that a slow spell of a noisy host falls on all
+// of them alike, not on whichever was timed then; each call's best window, in the order given
+template <class Call>
+std::vector<double> rates_interleaved(double min_time, double work_per_call, const std::vector<Call>& calls) {
+  std::vector<double> best(calls.size(), 0.0);
+  for (const Call& call : calls) call();  // warm-up
+  for (int r = 0; r < g_repeats; ++r) {
+    for (std::size_t i = 0; i < calls.size(); ++i) {
+      const auto t0 = Clock::now();
+      std::int64_t n = 0;
+      do {
+        calls[i]();
+        ++n;
+      } while (seconds_since(t0) < min_time);
+      best[i] = std::max(best[i], static_cast<double>(n) * work_per_call / seconds_since(t0));
+    }
+  }
+  return best;
+}
+
 // the "model name" line of /proc/cpuinfo
 inline std::string cpu_model() {
   std::ifstream in("/proc/cpuinfo");

@@ -20,7 +20,10 @@
 //                      recursive Newton-Euler derivatives, O(nv depth) spatial products, the
 //                      nonzero (ancestor/descendant) pairs only) and a dense forward assembly
 //                      through the tree-sparse solves (the primal's factor, rows fused two
-//                      ancestors at a time) and the integrator, written straight into A and B; no K
+//                      ancestors at a time) and the integrator, written straight into A and B;
+//                      a stage with constraint rows (ift mode) adds the partial P = d(J' f)/dx
+//                      (constraints_vjp on unit cotangents, the dofs that support a row only)
+//                      and solves with the solver's Hessian factor instead
 // Rollouts (model_rollout) and their reverse mode (model_rollout_vjp from the stored trajectory,
 // model_rollout_vjp_checkpointed with sqrt(T) checkpoints) follow engine/rollout.h.
 //
@@ -482,6 +485,101 @@ PHYDREAM_HD_STAGE void solve_rows(const ModelView<S>& m, const S* ld, const S* d
   }
 }
 
+// rows <- H^-1 rows for a dense Cholesky factor L L' = H (constraint.h's cholesky: row-major
+// nv x nv, lower triangle) and a row-major (nv x ncol) block
+// (rows subtracted two at a time, as solve_rows does: half the passes over the target row)
+template <class S>
+PHYDREAM_HD_STAGE void cholesky_solve_rows(const S* l, int nv, S* x, int ncol) {
+  for (int i = 0; i < nv; ++i) {
+    S* xi = x + i * ncol;
+    int k = 0;
+    for (; k + 1 < i; k += 2) {
+      row_scale_sub2(xi, S(1), x + k * ncol, l[nv * i + k], x + (k + 1) * ncol, l[nv * i + k + 1], ncol);
+    }
+    if (k < i) row_sub_scaled(xi, x + k * ncol, l[nv * i + k], ncol);
+    const S di = S(1) / l[nv * i + i];
+    for (int c = 0; c < ncol; ++c) xi[c] *= di;
+  }
+  for (int i = nv - 1; i >= 0; --i) {
+    S* xi = x + i * ncol;
+    int k = i + 1;
+    for (; k + 1 < nv; k += 2) {
+      row_scale_sub2(xi, S(1), x + k * ncol, l[nv * k + i], x + (k + 1) * ncol, l[nv * (k + 1) + i], ncol);
+    }
+    if (k < nv) row_sub_scaled(xi, x + k * ncol, l[nv * k + i], ncol);
+    const S di = S(1) / l[nv * i + i];
+    for (int c = 0; c < ncol; ++c) xi[c] *= di;
+  }
+}
+
+// rows rows[0 .. n) of P (below; dof indices stored as Scalars) by one constraints_vjp sweep of
+// n <= lanes(T) unit cotangents; seeds: 3 nv entries of T
+template <class S, class T>
+PHYDREAM_HD_STAGE void constraint_force_partial_rows(const ModelView<S>& m, const Data<S>& d, const S* qvel,
+                                                     const S* cdof, const Data<T>& a, T* seeds, const S* rows,
+                                                     int n, S* P, int ncol) {
+  const int nv = m.nv;
+  T* lam = seeds;
+  T* gq = lam + nv;
+  T* gv = gq + nv;
+  for (int i = 0; i < nv; ++i) lam[i] = gq[i] = gv[i] = tangent_zero<T>();
+  for (int k = 0; k < n; ++k) tangent_lane(lam[static_cast<int>(rows[k])], k) = S(1);
+  constraints_vjp(m, d, qvel, cdof, a, gq, gv, lam);
+  for (int k = 0; k < n; ++k) {
+    S* row = P + static_cast<int>(rows[k]) * ncol;
+    for (int j = 0; j < nv; ++j) {
+      row[j] = tangent_lane(gq[j], k);
+      row[nv + j] = tangent_lane(gv[j], k);
+    }
+  }
+}
+
+// P = d(J' f)/d(q, v) at the solution of the stage d holds, the acceleration held (the P of
+// engine/constraint_vjp.h: dJ' f + J' df|qacc), row by row: constraints_vjp on unit cotangents.
+// Row k is zero unless some row's Jacobian involves dof k structurally (a contact's when k
+// supports one of its bodies; a limit's or friction loss's own dof): only those rows are swept,
+// K per sweep of K lanes and the last few (fewer than K / 2) by one-lane sweeps, whose cost does
+// not grow with K (the tangent workspace read as Vec<S, 1>, as rollout_vjp does). P: (nv x ncol)
+// row-major, the control columns 0 (no row depends on the control), overwritten. qvel, cdof: the
+// stage's. tws: jacobian_tangent_size(m) entries (scratch); mark: nv Scalars (scratch).
+template <class S, int K>
+PHYDREAM_HD_STAGE void constraint_force_partial(const ModelView<S>& m, const Data<S>& d, const S* qvel,
+                                                const S* cdof, Vec<S, K>* tws, S* mark, S* P, int ncol) {
+  const int nv = m.nv;
+  const int nefc = static_cast<int>(d.nefc[0]);
+  for (int k = 0; k < nv; ++k) mark[k] = S(0);
+  for (int i = 0; i < nefc; ++i) {
+    if (static_cast<int>(d.efc_type[i]) >= kConstraintContactFrictionless) {
+      const int cand = static_cast<int>(d.con_cand[static_cast<int>(d.efc_id[i])]);
+      for (int side = 0; side < 2; ++side) {
+        int b = m.geom_bodyid[side == 0 ? m.cand_geom1[cand] : m.cand_geom2[cand]];
+        while (b > 0 && m.body_dofnum[b] == 0) b = m.body_parentid[b];
+        if (b == 0) continue;
+        for (int k = m.body_dofadr[b] + m.body_dofnum[b] - 1; k >= 0; k = m.dof_parentid[k]) mark[k] = S(1);
+      }
+    } else {
+      for (int k = 0; k < nv; ++k) {
+        if (d.efc_J[nv * i + k] != S(0)) mark[k] = S(1);
+      }
+    }
+  }
+  int nrow = 0;  // the marked rows, listed in mark[0, nrow) (k >= nrow when row k is listed)
+  for (int k = 0; k < nv; ++k) {
+    if (mark[k] != S(0)) mark[nrow++] = S(k);
+  }
+  for (int i = 0; i < nv * ncol; ++i) P[i] = S(0);
+  const DataLayout layout = data_layout(m);
+  int r0 = 0;
+  for (; nrow - r0 >= (K + 1) / 2; r0 += K) {
+    constraint_force_partial_rows(m, d, qvel, cdof, data_at(layout, tws), tws + layout.size, mark + r0,
+                                  nrow - r0 < K ? nrow - r0 : K, P, ncol);
+  }
+  Vec<S, 1>* t1 = reinterpret_cast<Vec<S, 1>*>(tws);
+  for (; r0 < nrow; ++r0) {
+    constraint_force_partial_rows(m, d, qvel, cdof, data_at(layout, t1), t1 + layout.size, mark + r0, 1, P, ncol);
+  }
+}
+
 }  // namespace articulated_detail
 
 /// Scalars of scratch force_derivative needs.
@@ -656,6 +754,80 @@ PHYDREAM_HD_STAGE void force_derivative(const ModelView<S>& m, const adjoint::St
   }
 }
 
+/// D += -d(M(q) x)/dq for a fixed vector x (nv): force_derivative's inertial part alone, at zero
+/// velocity and without gravity (its eta, velocity and force terms vanish), into the position
+/// columns of D (nv x ncol, row-major). The derivative of Euler's implicitly damped acceleration
+/// with constraints needs it for x = a_e - qacc (step_jacobian). cdof (nv x 6), cinert (nbody x
+/// 10): the stage's; crb (nbody x 10): its composite inertias, or null. scratch:
+/// force_derivative_scratch_size(m) Scalars.
+template <class S>
+PHYDREAM_HD_STAGE void inertia_derivative_add(const ModelView<S>& m, const S* cdof, const S* cinert,
+                                              const S* crb, const S* x, S* scratch, S* D, int ncol) {
+  using adjoint::Six;
+  using adjoint::six_load;
+  using adjoint::dot6;
+  const int nv = m.nv, nb = m.nbody;
+  S* acc = scratch;         // (nbody x 6) body accelerations of x
+  S* frc = acc + 6 * nb;    // (nbody x 6) subtree forces I a
+  S* ics = frc + 6 * nb;    // (nbody x 10) composite inertias, unless crb is given
+  S* apre = ics + 10 * nb;  // (nv x 6) acceleration before the dof's group
+  S* rk = apre + 6 * nv;    // (nv x 6) row k's projection Ic_b(k) S_k
+  S* al = rk + 6 * nv;      // (nv x 6) column j's alpha_j = -(S_j x apre_j)
+  if (crb == nullptr) {
+    for (int i = 0; i < 10; ++i) ics[i] = S(0);
+    for (int i = 10; i < 10 * nb; ++i) ics[i] = cinert[i];
+    for (int b = nb - 1; b > 0; --b) {
+      const int par = m.body_parentid[b];
+      if (par > 0) {
+        for (int i = 0; i < 10; ++i) ics[10 * par + i] += ics[10 * b + i];
+      }
+    }
+  }
+  const S* ic = crb != nullptr ? crb : ics;
+  for (int i = 0; i < 6; ++i) acc[i] = frc[i] = S(0);
+  for (int b = 1; b < nb; ++b) {
+    Six<S> a = six_load(acc + 6 * m.body_parentid[b]);
+    const int end = m.body_dofadr[b] + m.body_dofnum[b];
+    for (int k0 = m.body_dofadr[b]; k0 < end;) {
+      int k1 = k0 + 1;
+      while (k1 < end && articulated_detail::group_start(m, k1) == k0) ++k1;
+      for (int k = k0; k < k1; ++k) adjoint::six_store(apre + 6 * k, a);
+      for (int k = k0; k < k1; ++k) a += adjoint::scale(x[k], six_load(cdof + 6 * k));
+      k0 = k1;
+    }
+    adjoint::six_store(acc + 6 * b, a);
+    adjoint::six_store(frc + 6 * b, adjoint::inertia_mul(cinert + 10 * b, a));
+  }
+  for (int b = nb - 1; b > 0; --b) {
+    const int par = m.body_parentid[b];
+    if (par > 0) adjoint::six_add_to(frc + 6 * par, six_load(frc + 6 * b));
+  }
+  for (int k = 0; k < nv; ++k) {
+    const Six<S> sk = six_load(cdof + 6 * k);
+    adjoint::six_store(rk + 6 * k, adjoint::inertia_mul(ic + 10 * m.dof_bodyid[k], sk));
+    adjoint::six_store(al + 6 * k, adjoint::scale(S(-1), adjoint::crm(sk, six_load(apre + 6 * k))));
+  }
+  // columns j: the rows of the strict ancestors of j's group
+  for (int j = 0; j < nv; ++j) {
+    const int bj = m.dof_bodyid[j];
+    const Six<S> phi = adjoint::crf(six_load(cdof + 6 * j), six_load(frc + 6 * bj)) +
+                       adjoint::inertia_mul(ic + 10 * bj, six_load(al + 6 * j));
+    for (int k = m.dof_parentid[articulated_detail::group_start(m, j)]; k >= 0; k = m.dof_parentid[k]) {
+      D[k * ncol + j] -= dot6(six_load(cdof + 6 * k), phi);
+    }
+  }
+  // rows k: the columns that move dof k (k, its ancestors, the later dofs of its group)
+  for (int k = 0; k < nv; ++k) {
+    const Six<S> r = six_load(rk + 6 * k);
+    S* drow = D + k * ncol;
+    const int gk = articulated_detail::group_start(m, k);
+    for (int j = k + 1; j < nv && articulated_detail::group_start(m, j) == gk; ++j) {
+      drow[j] -= dot6(r, six_load(al + 6 * j));
+    }
+    for (int a = k; a >= 0; a = m.dof_parentid[a]) drow[a] -= dot6(r, six_load(al + 6 * a));
+  }
+}
+
 namespace articulated_detail {
 
 // step_vjp_primal for Euler: the same step (bit for bit) and the same record in `primal` (acc,
@@ -712,11 +884,23 @@ PHYDREAM_HD_STAGE void euler_primal(const ModelView<S>& m, const Data<S>& d, S* 
 /// force derivatives in closed form (force_derivative), and a dense forward assembly through the
 /// solves and the integrator (Euler: G = H^-1 D, v' = v + h a, q' = q (+) h v'; RK4: the four
 /// stages chained). The fastest of the three; agrees with step_jacobian_jvp/vjp to rounding.
+///
+/// A stage that made constraint rows (IFT gradient mode) adds the implicit function theorem in
+/// closed form: with E = force_derivative at the constrained acceleration qacc and P = d(J' f)/dx
+/// at fixed qacc (articulated_detail::constraint_force_partial), the constrained acceleration
+/// moves by G = sol_H^-1 (E + P) (the solver's own Hessian factor, engine/constraint_jvp.h).
+/// Euler with implicit damping then solves (M + h diag(damping)) a_e = M qacc (MuJoCo's
+/// mj_Euler: the force qfrc_smooth + qfrc_constraint is M qacc), whose derivative is
+/// D = E_e - E + M G with E_e the force derivative at a_e; RK4 stages chain G as they chain the
+/// contact-free H^-1 D. The partial P takes ceil(nv / K) constraints_vjp sweeps of K unit
+/// cotangents (tws: jacobian_tangent_size(m) entries); nothing else differs from the smooth path.
+/// tws may be null only for a model that makes no constraint rows (nefc_max == 0): without it
+/// the constraints are not differentiated.
 /// x: (nq + nv), u: (nu), x_next (nq + nv, or null) written; ws: jacobian_scalar_size(m)
 /// Scalars. Overwrites A, B, x_next.
-template <class S>
-PHYDREAM_HD_STAGE void step_jacobian(const ModelView<S>& m, S* ws, const S* x, const S* u, S* x_next,
-                               S* A, S* B) {
+template <class S, int K>
+PHYDREAM_HD_STAGE void step_jacobian(const ModelView<S>& m, S* ws, Vec<S, K>* tws, const S* x, const S* u,
+                                     S* x_next, S* A, S* B) {
   const int nv = m.nv, nu = m.nu, ndx = 2 * nv, ncol = ndx + nu;
   const long long blk = static_cast<long long>(nv) * ncol;
   const DataLayout layout = data_layout(m);
@@ -729,16 +913,50 @@ PHYDREAM_HD_STAGE void step_jacobian(const ModelView<S>& m, S* ws, const S* x, c
   S* vb = v + blk;                                     // (nv x ncol) sum b_s V_s
   S* gb = vb + blk;                                    // (nv x ncol) sum b_s G_s
   S* tmp = gb + blk;                                   // (nv x ncol)
+  // the constraint stages' IFT (ift mode; the unrolled one takes the forward sweeps)
+  const bool rows = tws != nullptr && m.nefc_max > 0 && m.grad_mode == static_cast<int>(GradMode::ift);
 
   articulated_detail::load_state(m, d, x, u);
   const S h = m.timestep;
 
   if (adjoint::stage_count(m) == 1) {
     // G = H^-1 D; v' rows: [0 I 0] + h G; q' rows: integrate_pos's tangent map along v'
-    articulated_detail::euler_primal(m, d, primal);
+    if (rows) {
+      step_vjp_primal(m, d, primal, false);  // with the constraint solve (euler_primal skips it)
+    } else {
+      articulated_detail::euler_primal(m, d, primal);
+    }
     const adjoint::StagePrimal<S> p = adjoint::stage_primal(m, d, primal, 0);
-    force_derivative(m, p, scratch, dm, d.crb);  // d's forward intermediates are the stage's
-    articulated_detail::solve_rows(m, p.factor, p.diag_inv, dm, ncol);
+    const int nefc = rows ? static_cast<int>(d.nefc[0]) : 0;
+    if (nefc == 0) {
+      force_derivative(m, p, scratch, dm, d.crb);  // d's forward intermediates are the stage's
+      articulated_detail::solve_rows(m, p.factor, p.diag_inv, dm, ncol);
+    } else if (!detail::has_damping(m)) {
+      // a = qacc: G = sol_H^-1 (E + P)
+      force_derivative(m, p, scratch, dm, d.crb);
+      articulated_detail::constraint_force_partial(m, d, p.qvel, p.cdof, tws, v, q, ncol);
+      for (long long i = 0; i < blk; ++i) dm[i] += q[i];
+      articulated_detail::cholesky_solve_rows(d.sol_H, nv, dm, ncol);
+    } else {
+      // E_e at a_e (the recorded stage), X = -d(M (a_e - qacc))/dq = E_e - E with E at the
+      // constrained qacc, P, then G = sol_H^-1 (E + P) into q and D = E_e - E + M G = X + M G;
+      // with M = (M + h B) - h B (B = diag(damping)) the solve below is
+      // (M + h B)^-1 D = (M + h B)^-1 (X - h B G) + G: no product with M
+      force_derivative(m, p, scratch, v, d.crb);
+      S* delta = tmp;  // (nv) a_e - qacc
+      for (int i = 0; i < nv; ++i) delta[i] = d.qacc_euler[i] - d.qacc[i];
+      for (long long i = 0; i < blk; ++i) dm[i] = S(0);
+      inertia_derivative_add(m, p.cdof, p.cinert, d.crb, delta, scratch, dm, ncol);
+      articulated_detail::constraint_force_partial(m, d, p.qvel, p.cdof, tws, tmp, q, ncol);
+      for (long long i = 0; i < blk; ++i) q[i] += v[i] - dm[i];
+      articulated_detail::cholesky_solve_rows(d.sol_H, nv, q, ncol);
+      for (int i = 0; i < nv; ++i) {
+        const S hb = h * m.dof_damping[i];
+        if (hb != S(0)) articulated_detail::row_sub_scaled(dm + i * ncol, q + i * ncol, hb, ncol);
+      }
+      articulated_detail::solve_rows(m, p.factor, p.diag_inv, dm, ncol);
+      for (long long i = 0; i < blk; ++i) dm[i] += q[i];
+    }
     // v' rows into A and B; a linear dof's q' row (e_i + h v' row) at once, the others' v' rows
     // also back into dm, for the ball/free rotations' q' rows below
     for (int i = 0; i < nv; ++i) {
@@ -767,9 +985,18 @@ PHYDREAM_HD_STAGE void step_jacobian(const ModelView<S>& m, S* ws, const S* x, c
       q[i * ncol + i] = S(1);
       v[i * ncol + nv + i] = S(1);
     }
+    const bool restores = rows && adjoint::rk4_restores_stages(m);
     for (int s = 0; s < 4; ++s) {
       const adjoint::StagePrimal<S> p = adjoint::stage_primal(m, d, primal, s);
       force_derivative(m, p, scratch, dm);
+      // a stage with rows: d re-runs its forward() (the same solve) for the rows and sol_H
+      if (restores) adjoint::rk4_restore_stage(m, d, primal, s);
+      const int nefc = restores ? static_cast<int>(d.nefc[0]) : 0;
+      if (nefc > 0) {
+        S* pm = dm + blk;
+        articulated_detail::constraint_force_partial(m, d, p.qvel, p.cdof, tws, pm + blk, pm, ncol);
+        for (long long i = 0; i < blk; ++i) dm[i] += pm[i];
+      }
       if (s > 0) {
         // tmp = Dq Q_s + Dv V_s + [0 0 Du]
         for (int i = 0; i < nv; ++i) {
@@ -784,7 +1011,11 @@ PHYDREAM_HD_STAGE void step_jacobian(const ModelView<S>& m, S* ws, const S* x, c
         }
         for (long long i = 0; i < blk; ++i) dm[i] = tmp[i];
       }
-      articulated_detail::solve_rows(m, p.factor, p.diag_inv, dm, ncol);
+      if (nefc > 0) {
+        articulated_detail::cholesky_solve_rows(d.sol_H, nv, dm, ncol);
+      } else {
+        articulated_detail::solve_rows(m, p.factor, p.diag_inv, dm, ncol);
+      }
       const S b = detail::rk4_b<S>(s);
       for (long long i = 0; i < blk; ++i) {
         vb[i] += b * v[i];
@@ -805,8 +1036,22 @@ PHYDREAM_HD_STAGE void step_jacobian(const ModelView<S>& m, S* ws, const S* x, c
     }
     articulated_detail::integrate_pos_jacobian(m, adjoint::rk4_velocity_sum(m, primal), h, vb, ncol, ndx,
                                                A, ndx, B, nu);
+    if (restores) {
+      // d holds stage 3's forward(): with the next state it is as step() left it (rk4_restore_step)
+      const S* next = adjoint::rk4_warmstart(m, primal, 4);
+      adjoint::copy_n(d.qpos, next, m.nq);
+      adjoint::copy_n(d.qvel, next + m.nq, nv);
+    }
   }
   if (x_next != nullptr) articulated_detail::save_state(m, d, x_next);
+}
+
+/// step_jacobian of a model that makes no constraint rows (nefc_max == 0, or a contact-free
+/// view): no tangent workspace.
+template <class S>
+PHYDREAM_HD_STAGE void step_jacobian(const ModelView<S>& m, S* ws, const S* x, const S* u, S* x_next,
+                                     S* A, S* B) {
+  step_jacobian<S, 1>(m, ws, static_cast<Vec<S, 1>*>(nullptr), x, u, x_next, A, B);
 }
 
 // =============================================================================================

@@ -306,15 +306,14 @@ PHYDREAM_HD void articulated_jacobian_fd(const ModelView<S>& m, S* ws, const S* 
   }
 }
 
-/// The route a Jacobian request takes: the closed-form derivatives (analytic) know nothing of
-/// constraints, so a model that can make constraint rows (nefc_max > 0) takes the forward sweeps,
-/// which differentiate the solver (engine/constraint_jvp.h); so does every request of the
-/// unrolled mode on such a model (its solver has forward mode only).
+/// The route a Jacobian request takes: the closed-form derivatives (analytic) differentiate the
+/// constraint solve by the implicit function theorem (step_jacobian), so every request of the
+/// unrolled mode on a model that can make constraint rows (nefc_max > 0) takes the forward
+/// sweeps instead (its solver has forward mode only, engine/constraint_unrolled.h).
 template <class S>
 PHYDREAM_HD JacobianMode articulated_jacobian_route(const ModelView<S>& m, JacobianMode mode) {
-  if (m.nefc_max == 0) return mode;
-  if (m.grad_mode == static_cast<int>(GradMode::unrolled)) return JacobianMode::forward;
-  return mode == JacobianMode::analytic ? JacobianMode::forward : mode;
+  if (m.nefc_max > 0 && m.grad_mode == static_cast<int>(GradMode::unrolled)) return JacobianMode::forward;
+  return mode;
 }
 
 /// Full Jacobians as the model's grad_mode and the requested sweep direction give them:
@@ -331,7 +330,7 @@ PHYDREAM_HD void articulated_jacobian(const ModelView<S>& m, S* ws, Vec<S, KW>* 
   if (mode == JacobianMode::forward) {
     step_jacobian_jvp<S, KW>(m, ws, tws, x, u, x_next, jac_x, jac_u);
   } else if (mode == JacobianMode::analytic) {
-    step_jacobian<S>(m, ws, x, u, x_next, jac_x, jac_u);
+    step_jacobian<S, KW>(m, ws, tws, x, u, x_next, jac_x, jac_u);
   } else {
     step_jacobian_vjp<S, KW>(m, ws, tws, x, u, x_next, jac_x, jac_u);
   }

@@ -33,6 +33,14 @@ namespace phydream {
 
 namespace detail {
 
+/// One past the last dof that moves `body` (0 for a body welded to the world): every dof moving
+/// it is below, since a dof's parent always precedes it.
+template <class S>
+PHYDREAM_HD int dof_end(const ModelView<S>& m, int body) {
+  while (body > 0 && m.body_dofnum[body] == 0) body = m.body_parentid[body];
+  return body > 0 ? m.body_dofadr[body] + m.body_dofnum[body] : 0;
+}
+
 /// Reverse of point_jacobian's jacp for `point` on `body`, the frame origin held fixed:
 /// accumulates g_cdof (nv x 6, the cotangent of each dof's motion axis) and g_point (3) from
 /// g_jacp (3 x nv).
@@ -65,7 +73,7 @@ PHYDREAM_HD void point_jacobian_vjp(const ModelView<S>& m, const Data<S>& d, con
 /// <lam_c, P> pulled back (see the top of this file): accumulates g_qpos (nv, tangent) and g_qvel
 /// (nv) from lam_c (nv). d: the primal Data after forward() at the stage (rows, states, forces,
 /// contacts, geom poses, subtree_com, qacc); qvel, cdof: the stage's velocity and motion axes
-/// (d.qvel may already hold the next state). Adjoint scratch in a: efc_J, efc_force, efc_jar,
+/// (d.qvel may already hold the next state). Adjoint scratch in a: efc_force, efc_jar,
 /// efc_D, efc_aref, efc_vel, efc_pos, con_dist, con_pos, con_frame, geom_xpos, geom_xmat,
 /// efc_jac_scratch, cdof, cinert (6 nbody); primal scratch d.efc_jac_scratch.
 template <class S, class T>
@@ -76,15 +84,13 @@ PHYDREAM_HD_STAGE void constraints_vjp(const ModelView<S>& m, const Data<S>& d, 
   if (nefc == 0) return;
   const T zero = tangent_zero<T>();
 
-  // y = J lam_c; the dJ' f term's cotangent of J
-  T* gJ = a.efc_J;
+  // y = J lam_c
   T* y = a.efc_force;
   for (int i = 0; i < nefc; ++i) {
     T v = zero;
     const S* j = d.efc_J + nv * i;
     for (int k = 0; k < nv; ++k) {
       if (j[k] != S(0)) v += j[k] * lam_c[k];
-      gJ[nv * i + k] = d.efc_force[i] * lam_c[k];
     }
     y[i] = v;
   }
@@ -114,12 +120,10 @@ PHYDREAM_HD_STAGE void constraints_vjp(const ModelView<S>& m, const Data<S>& d, 
   }
   // djar = dJ qacc - daref
   T* garef = a.efc_aref;
-  for (int i = 0; i < nefc; ++i) {
-    for (int k = 0; k < nv; ++k) gJ[nv * i + k] += gjar[i] * d.qacc[k];
-    garef[i] = -gjar[i];
-  }
+  for (int i = 0; i < nefc; ++i) garef[i] = -gjar[i];
 
-  // impedance, D and aref, element by element: cotangents of J (through vel), qvel and pos
+  // impedance, D and aref, element by element: cotangents of vel (then J and qvel) and pos
+  T* gvel = a.efc_vel;
   T* gpos = a.efc_pos;
   for (int i = 0; i < nefc; ++i) gpos[i] = zero;
   for (int i = 0; i < nefc;) {
@@ -137,18 +141,21 @@ PHYDREAM_HD_STAGE void constraints_vjp(const ModelView<S>& m, const Data<S>& d, 
       const S* kbip = d.efc_KBIP + 4 * row;
       gimp += (d.efc_D[row] * rel) * gD[row];
       // aref = -B vel - K ((pos - margin) imp + imp pos)
-      const T gvel = -kbip[1] * garef[row];
+      gvel[row] = -kbip[1] * garef[row];
       gimp -= (kbip[0] * (d.efc_pos[row] - d.efc_margin[row])) * garef[row];
       if (j == 0 || type != kConstraintContactElliptic) gpos[row] -= (kbip[0] * kbip[2]) * garef[row];
       // vel = J qvel
       for (int k = 0; k < nv; ++k) {
-        gJ[nv * row + k] += gvel * qvel[k];
-        if (d.efc_J[nv * row + k] != S(0)) g_qvel[k] += d.efc_J[nv * row + k] * gvel;
+        if (d.efc_J[nv * row + k] != S(0)) g_qvel[k] += d.efc_J[nv * row + k] * gvel[row];
       }
     }
     gpos[i] += imp_pos * gimp;
     i += dim;
   }
+
+  // the cotangent of J (row i, dof k): the dJ' f term, dJ qacc in jar and dJ qvel in vel; only a
+  // contact's rows read it, at the dofs that move its bodies (below)
+  auto gJ = [&](int i, int k) { return (d.efc_force[i] * lam_c[k] + gjar[i] * d.qacc[k]) + gvel[i] * qvel[k]; };
 
   // violations: a hinge or slide limit's pos moves with its dof (J = -side there)
   for (int i = 0; i < nefc; ++i) {
@@ -181,25 +188,29 @@ PHYDREAM_HD_STAGE void constraints_vjp(const ModelView<S>& m, const Data<S>& d, 
     const S* frame = d.con_frame + 9 * c;
     const S* fr = m.cand_friction + 5 * cand;
     const int nframe = condim > 1 ? 3 : 1;
+    // the dofs moving either body are ancestors of its last dof, all below kend (dof_parentid[k]
+    // < k): the point Jacobians are 0 beyond it and their cotangents unread
+    const int kend = detail::dof_end(m, b1) > detail::dof_end(m, b2) ? detail::dof_end(m, b1) : detail::dof_end(m, b2);
     for (int k = 0; k < 3 * nv; ++k) grow[k] = zero;
     if (condim == 1) {
-      for (int k = 0; k < nv; ++k) grow[k] = gJ[nv * r + k];
+      for (int k = 0; k < kend; ++k) grow[k] = gJ(r, k);
       *gdist += gpos[r];
     } else if (m.cone == 0) {
       int row = r;
       for (int q = 1; q < condim; ++q) {
         for (int sgn = 0; sgn < 2; ++sgn, ++row) {
           const S f = sgn == 0 ? fr[q - 1] : -fr[q - 1];
-          for (int k = 0; k < nv; ++k) {
-            grow[k] += gJ[nv * row + k];
-            grow[nv * q + k] += f * gJ[nv * row + k];
+          for (int k = 0; k < kend; ++k) {
+            const T g = gJ(row, k);
+            grow[k] += g;
+            grow[nv * q + k] += f * g;
           }
           *gdist += gpos[row];
         }
       }
     } else {
       for (int q = 0; q < condim; ++q) {
-        for (int k = 0; k < nv; ++k) grow[nv * q + k] = gJ[nv * (r + q) + k];
+        for (int k = 0; k < kend; ++k) grow[nv * q + k] = gJ(r + q, k);
       }
       *gdist += gpos[r];
     }
@@ -212,7 +223,7 @@ PHYDREAM_HD_STAGE void constraints_vjp(const ModelView<S>& m, const Data<S>& d, 
     for (int q = 0; q < nframe; ++q) {
       for (int s = 0; s < 3; ++s) {
         T v = zero;
-        for (int k = 0; k < nv; ++k) {
+        for (int k = 0; k < kend; ++k) {
           v += grow[nv * q + k] * jac[(3 + s) * nv + k];
           gdif[s * nv + k] += frame[3 * q + s] * grow[nv * q + k];
         }
@@ -220,44 +231,17 @@ PHYDREAM_HD_STAGE void constraints_vjp(const ModelView<S>& m, const Data<S>& d, 
       }
     }
     detail::point_jacobian_vjp(m, d, cdof, pos, b2, gdif, gcdof, gp);
-    for (int k = 0; k < 3 * nv; ++k) gdif[k] = -gdif[k];
+    for (int k = 0; k < 3 * nv; ++k) gdif[k] = -gdif[k];  // (zero beyond kend)
     detail::point_jacobian_vjp(m, d, cdof, pos, b1, gdif, gcdof, gp);
   }
 
-  // contact geometry to the geom poses, candidate by candidate as collision() found them
-  for (int g = 0; g < m.ngeom; ++g) {
-    for (int k = 0; k < 3; ++k) a.geom_xpos[3 * g + k] = zero;
-    for (int k = 0; k < 9; ++k) a.geom_xmat[9 * g + k] = zero;
-  }
-  {
-    int n = 0;
-    ContactTangent<T> gcon[kMaxContactsPerPair];
-    for (int c = 0; c < m.ncand && n < ncon; ++c) {
-      const int g1 = m.cand_geom1[c], g2 = m.cand_geom2[c];
-      int k = 0;
-      while (n + k < ncon && static_cast<int>(d.con_cand[n + k]) == c) {
-        gcon[k].dist = a.con_dist[n + k];
-        for (int j = 0; j < 3; ++j) gcon[k].pos[j] = a.con_pos[3 * (n + k) + j];
-        for (int j = 0; j < 9; ++j) gcon[k].frame[j] = a.con_frame[9 * (n + k) + j];
-        ++k;
-      }
-      if (k == 0) continue;
-      collide_geoms_vjp<S, T>(m.geom_type[g1], m.geom_type[g2], d.geom_xpos + 3 * g1, d.geom_xmat + 9 * g1,
-                              m.geom_size + 3 * g1, d.geom_xpos + 3 * g2, d.geom_xmat + 9 * g2,
-                              m.geom_size + 3 * g2, m.cand_margin[c], gcon, a.geom_xpos + 3 * g1,
-                              a.geom_xmat + 9 * g1, a.geom_xpos + 3 * g2, a.geom_xmat + 9 * g2);
-      n += k;
-    }
-  }
-
-  // deposits: a geom's pose cotangent as a spatial force (torque; force) about its tree's origin
+  // deposits: a geom's pose cotangent as a spatial force (torque; force) on its body, about its
+  // tree's origin
   T* dep = a.cinert;
   for (int k = 0; k < 6 * nb; ++k) dep[k] = zero;
-  for (int g = 0; g < m.ngeom; ++g) {
+  auto deposit = [&](int g, const T* gx, const T* gm) {
     const int b = m.geom_bodyid[g];
-    if (b == 0) continue;
-    const T* gx = a.geom_xpos + 3 * g;
-    const T* gm = a.geom_xmat + 9 * g;
+    if (b == 0) return;
     const S* x = d.geom_xpos + 3 * g;
     const S* rm = d.geom_xmat + 9 * g;
     const S* com = d.subtree_com + 3 * m.body_rootid[b];
@@ -272,6 +256,37 @@ PHYDREAM_HD_STAGE void constraints_vjp(const ModelView<S>& m, const Data<S>& d, 
     db[1] += am[2] - am[6] + (r[2] * gx[0] - r[0] * gx[2]);
     db[2] += am[3] - am[1] + (r[0] * gx[1] - r[1] * gx[0]);
     for (int k = 0; k < 3; ++k) db[3 + k] += gx[k];
+  };
+
+  // contact geometry to the geom poses, candidate by candidate as collision() found them, each
+  // candidate's pose cotangents deposited at once (the geoms of no contact deposit nothing);
+  // scratch: the first two geoms' slots of a.geom_xpos and a.geom_xmat
+  {
+    int n = 0;
+    ContactTangent<T> gcon[kMaxContactsPerPair];
+    T* gx1 = a.geom_xpos;
+    T* gx2 = gx1 + 3;
+    T* gm1 = a.geom_xmat;
+    T* gm2 = gm1 + 9;
+    for (int c = 0; c < m.ncand && n < ncon; ++c) {
+      const int g1 = m.cand_geom1[c], g2 = m.cand_geom2[c];
+      int k = 0;
+      while (n + k < ncon && static_cast<int>(d.con_cand[n + k]) == c) {
+        gcon[k].dist = a.con_dist[n + k];
+        for (int j = 0; j < 3; ++j) gcon[k].pos[j] = a.con_pos[3 * (n + k) + j];
+        for (int j = 0; j < 9; ++j) gcon[k].frame[j] = a.con_frame[9 * (n + k) + j];
+        ++k;
+      }
+      if (k == 0) continue;
+      for (int j = 0; j < 6; ++j) gx1[j] = zero;
+      for (int j = 0; j < 18; ++j) gm1[j] = zero;
+      collide_geoms_vjp<S, T>(m.geom_type[g1], m.geom_type[g2], d.geom_xpos + 3 * g1, d.geom_xmat + 9 * g1,
+                              m.geom_size + 3 * g1, d.geom_xpos + 3 * g2, d.geom_xmat + 9 * g2,
+                              m.geom_size + 3 * g2, m.cand_margin[c], gcon, gx1, gm1, gx2, gm2);
+      deposit(g1, gx1, gm1);
+      deposit(g2, gx2, gm2);
+      n += k;
+    }
   }
 
   // leaves to roots: each joint's dofs collect the deposits they move (inverse_dynamics_vjp's

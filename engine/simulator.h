@@ -86,8 +86,9 @@ enum class JacobianMode {
   forward,   // forward sweeps carrying the ndx + nu tangent directions
   reverse,   // reverse sweeps carrying the ndx cotangents
   analytic,  // the fastest analytic route: for articulated models, closed-form derivatives of
-             // the recursive Newton-Euler forces assembled through the solve and the integrator;
-             // for the built-in environments, the forward sweep
+             // the recursive Newton-Euler forces (and, in the ift gradient mode, of the
+             // constraint solve) assembled through the solve and the integrator; for the
+             // built-in environments and the unrolled mode on contact models, the forward sweep
 };
 
 /// One environment type on one backend, batched over caller memory. Implemented by the CPU

@@ -73,4 +73,10 @@ struct TangentTraits<Vec<S, N>> {
 template <class T>
 PHYDREAM_HD T tangent_zero() { return TangentTraits<T>::zero(); }
 
+/// Lane k of a tangent: a Scalar's only one (k = 0), or a Vec's k-th component.
+template <class S>
+PHYDREAM_HD S& tangent_lane(S& t, int /*k*/) { return t; }
+template <class S, int N>
+PHYDREAM_HD S& tangent_lane(Vec<S, N>& t, int k) { return t[k]; }
+
 }  // namespace phydream

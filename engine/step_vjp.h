@@ -826,9 +826,11 @@ PHYDREAM_HD int vjp_scratch_size(const ModelView<S>& m) {
 /// step()), recording in primal_scratch (vjp_scratch_size(m) Scalars) what the reverse sweeps
 /// read. Any number of step_vjp_sweep calls may follow, as long as d is not modified in between
 /// (Euler's stage intermediates stay in d; an RK4 sweep with constraints re-runs the stages in d
-/// and restores it).
+/// and restores it). record_constrained = false skips the constrained acceleration's inverse
+/// dynamics (records_constrained_acc), which only the reverse sweeps read.
 template <class S>
-PHYDREAM_HD_STAGE void step_vjp_primal(const ModelView<S>& m, const Data<S>& d, S* primal_scratch) {
+PHYDREAM_HD_STAGE void step_vjp_primal(const ModelView<S>& m, const Data<S>& d, S* primal_scratch,
+                                       bool record_constrained = true) {
   const int nq = m.nq, nv = m.nv, nb = m.nbody;
   const S h = m.timestep;
   if (adjoint::stage_count(m) == 1) {
@@ -839,7 +841,7 @@ PHYDREAM_HD_STAGE void step_vjp_primal(const ModelView<S>& m, const Data<S>& d, 
     detail::euler_acceleration(m, d);
     adjoint::inverse_dynamics_primal(m, d.qvel, d.qacc_euler, d.cdof, d.cdof_dot, d.cinert, d.cvel,
                                      primal_scratch, primal_scratch + 6 * nb);
-    if (adjoint::records_constrained_acc(m)) {
+    if (record_constrained && adjoint::records_constrained_acc(m)) {
       S* acc = primal_scratch + 12 * nb + nq + nv;
       adjoint::inverse_dynamics_primal(m, d.qvel, d.qacc, d.cdof, d.cdof_dot, d.cinert, d.cvel, acc, acc + 6 * nb);
     }

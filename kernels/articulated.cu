@@ -99,7 +99,9 @@ class ArticulatedCudaEngine final : public StepEngine<S> {
   void jacobian(std::int64_t batch, const S* x, const S* u, S* x_next, S* jac_x, S* jac_u,
                 JacobianMode mode) override {
     mode = articulated_jacobian_route(m_, mode);
-    launch("articulated jacobian", batch, mode != JacobianMode::analytic, [&](const ArtLaunch<S>& l) {
+    // the analytic route needs tangents only for the constraint rows' IFT (step_jacobian)
+    const bool tangents = mode != JacobianMode::analytic || m_.nefc_max > 0;
+    launch("articulated jacobian", batch, tangents, [&](const ArtLaunch<S>& l) {
       launch_art_jacobian(l, batch, mode, x, u, x_next, jac_x, jac_u);
     });
   }

@@ -381,6 +381,9 @@ def tables(lines, dists):
                         f"MuJoCo finds contacts at {fmt(100 * parity['mujoco_contact_fraction'])} % of the states")
             if rev:
                 txt += f"; IFT reverse vs forward sweeps: {fmt(rev['max_rel_diff'])}"
+            closed = next((c for c in checks if c["model"] == model and c["check"] == "ift_analytic_vs_forward_sweeps"), None)
+            if closed:
+                txt += f"; IFT closed form vs forward sweeps: {fmt(closed['max_rel_diff'])}"
             out.append(txt + ".")
         out.append("")
         out.append("| model | mode | against | states | non-finite | median | p90 | p99 | max | "
@@ -405,10 +408,11 @@ def tables(lines, dists):
         out.append("#### Time per Jacobian, one thread (ratio: MuJoCo's time / PhyDream's, same run)\n")
         out.append("| model | mode | states | µs per call | MuJoCo µs per call | ratio |")
         out.append("| --- | --- | --- | --- | --- | --- |")
-        order = {"step": 0, "ift": 1, "ift_reverse": 2, "unrolled": 3, "fd": 4}
+        order = {"step": 0, "ift_analytic": 1, "ift": 2, "ift_reverse": 3, "unrolled": 4, "fd": 5}
         for l in sorted(timing, key=lambda l: (l["model"], order.get(l["mode"], 9))):
             mj = l.get("mujoco_per_s")
-            name = {"step": "step (vs mj_step)", "ift": "IFT (forward sweeps)",
+            name = {"step": "step (vs mj_step)", "ift_analytic": "IFT (closed form, the default)",
+                    "ift": "IFT (forward sweeps)",
                     "ift_reverse": "IFT (reverse sweeps)"}.get(l["mode"], l["mode"])
             out.append(f"| {l['model']} | {name} | {l['states']} | {fmt(l['us_per_call'], 3)} | "
                        f"{fmt(1e6 / mj, 3) if mj else '-'} | {fmt(l.get('ratio_vs_mujoco'), 3)} |")

@@ -2,7 +2,8 @@
 // theorem (engine/constraint_jvp.h, through step_jvp and step_jacobian_jvp), float64:
 //   - against central differences of step() in tangent coordinates, at states in contact where
 //     no row changes state within the difference's reach (checked: two step sizes agree);
-//   - K = 1 and K = 8 directions per sweep give the same Jacobian;
+//   - K = 1 and K = 8 directions per sweep give the same Jacobian, and so do the reverse sweeps
+//     and the closed form (step_jacobian);
 //   - the primal inside the derivative equals step() bit for bit.
 // The solver runs to machine precision here (tolerance 0, so it stops when the line search
 // stalls), so that finite differences of the solution are meaningful.
@@ -64,12 +65,18 @@ TEST(ContactJacobian, IftMatchesCentralDifferences) {
     std::vector<double> u(f.m.nu);
     for (double& a : u) a = unit(rng);
 
-    std::vector<double> A, B, y, A1, B1, y1, Ar, Br, yr, Af, Bf, Af2, Bf2;
+    std::vector<double> A, B, y, A1, B1, y1, Ar, Br, yr, Aa, Ba, ya, Af, Bf, Af2, Bf2;
     f.jacobian(x, u, &A, &B, &y, 8);
     f.jacobian(x, u, &A1, &B1, &y1, 1);
     f.rev(x, u, &Ar, &Br, &yr);
+    f.analytic(x, u, &Aa, &Ba, &ya);
     EXPECT_EQ(y, f.next(x, u)) << "the primal of the derivative differs from step()";
     EXPECT_EQ(yr, y) << "the primal of the reverse sweeps differs from step()";
+    EXPECT_EQ(ya, y) << "the primal of the closed form differs from step()";
+    std::printf("%-14s closed form vs forward sweeps: A %.2e, B %.2e\n", s.asset, rel_error(Aa, A),
+                B.empty() ? 0.0 : rel_error(Ba, B));
+    EXPECT_LE(rel_error(Aa, A), 1e-11);
+    if (!B.empty()) EXPECT_LE(rel_error(Ba, B), 1e-11);
     EXPECT_LE(rel_error(A1, A), 1e-13);
     EXPECT_LE(rel_error(B1, B), 1e-13);
     std::printf("%-14s reverse vs forward sweeps: A %.2e, B %.2e\n", s.asset, rel_error(Ar, A),
@@ -99,7 +106,7 @@ TEST(ContactJacobian, IftMatchesCentralDifferencesOnRandomContactStates) {
     std::mt19937 rng(11);
     std::uniform_real_distribution<double> unit(-1, 1);
     int checked = 0, skipped = 0;
-    double worst = 0, worst_rev = 0;
+    double worst = 0, worst_rev = 0, worst_closed = 0;
     for (int trial = 0; trial < 20; ++trial) {
       std::vector<double> x(f.nx(), 0.0);
       for (int i = 0; i < f.m.nq; ++i) x[i] = f.model.qpos0[i];
@@ -108,17 +115,22 @@ TEST(ContactJacobian, IftMatchesCentralDifferencesOnRandomContactStates) {
       for (int i = 0; i < f.m.nv; ++i) x[f.m.nq + i] = 0.3 * unit(rng);
       std::vector<double> u = {unit(rng)};
       if (f.rows_at(x, u) == 0) continue;
-      std::vector<double> A, B, y, Ar, Br, yr, Af, Bf, Af2, Bf2;
+      std::vector<double> A, B, y, Ar, Br, yr, Aa, Ba, ya, Af, Bf, Af2, Bf2;
       f.jacobian(x, u, &A, &B, &y, 8);
       f.rev(x, u, &Ar, &Br, &yr);
+      f.analytic(x, u, &Aa, &Ba, &ya);
       worst_rev = std::max(worst_rev, std::max(rel_error(Ar, A), rel_error(Br, B)));
+      worst_closed = std::max(worst_closed, std::max(rel_error(Aa, A), rel_error(Ba, B)));
       // RK4 chains four solves: on two ill-conditioned elliptic states their rounding compounds,
       // to 1.3e-10 at worst here (forward sweeps of 1 and 8 directions agree bit for bit there,
       // and the reverse sweeps agree with them to 1e-14 on the other states)
       const double rev_tol = std::string(integrator) == "RK4" ? 1e-9 : 1e-11;
       EXPECT_LE(std::max(rel_error(Ar, A), rel_error(Br, B)), rev_tol) << "trial " << trial;
-      // the reverse sweeps (which re-run RK4's stages) leave the step's result as step() does
+      EXPECT_LE(std::max(rel_error(Aa, A), rel_error(Ba, B)), rev_tol) << "trial " << trial;
+      // the reverse sweeps (which re-run RK4's stages) and the closed form leave the step's
+      // result as step() does
       EXPECT_EQ(yr, y) << "trial " << trial;
+      EXPECT_EQ(ya, y) << "trial " << trial;
       f.fd(x, u, 1e-6, &Af, &Bf);
       f.fd(x, u, 5e-7, &Af2, &Bf2);
       if (std::max(rel_error(Af2, Af), rel_error(Bf2, Bf)) > 1e-6) {
@@ -131,8 +143,8 @@ TEST(ContactJacobian, IftMatchesCentralDifferencesOnRandomContactStates) {
       ++checked;
     }
     std::printf("drop (%s, %s): %d states checked, %d near a switch skipped, worst IFT vs FD %.2e, reverse vs "
-                "forward sweeps %.2e\n",
-                cone, integrator, checked, skipped, worst, worst_rev);
+                "forward sweeps %.2e, closed form vs forward sweeps %.2e\n",
+                cone, integrator, checked, skipped, worst, worst_rev, worst_closed);
     EXPECT_GE(checked, 5);
   }
   }

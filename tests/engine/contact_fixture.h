@@ -69,12 +69,16 @@ struct Fixture {
     next(x, u);
     return static_cast<int>(data().nefc[0]);
   }
-  // A, B and the next state by forward sweeps of K directions (the model's grad_mode)
-  void jacobian(const std::vector<double>& x, const std::vector<double>& u, std::vector<double>* A,
-                std::vector<double>* B, std::vector<double>* y, int k) {
+  // A (ndx x ndx), B (ndx x nu) and the next state (nx), zeroed
+  void size_outputs(std::vector<double>* A, std::vector<double>* B, std::vector<double>* y) const {
     A->assign(ndx() * ndx(), 0.0);
     B->assign(ndx() * m.nu, 0.0);
     y->assign(nx(), 0.0);
+  }
+  // A, B and the next state by forward sweeps of K directions (the model's grad_mode)
+  void jacobian(const std::vector<double>& x, const std::vector<double>& u, std::vector<double>* A,
+                std::vector<double>* B, std::vector<double>* y, int k) {
+    size_outputs(A, B, y);
     if (k == 8) {
       step_jacobian_jvp<double, 8>(m, ws.data(), tws8.data(), x.data(), u.data(), y->data(), A->data(), B->data());
     } else {
@@ -84,10 +88,15 @@ struct Fixture {
   // the same Jacobians by reverse sweeps of 8 cotangents
   void rev(const std::vector<double>& x, const std::vector<double>& u, std::vector<double>* A,
            std::vector<double>* B, std::vector<double>* y) {
-    A->assign(ndx() * ndx(), 0.0);
-    B->assign(ndx() * m.nu, 0.0);
-    y->assign(nx(), 0.0);
+    size_outputs(A, B, y);
     step_jacobian_vjp<double, 8>(m, ws.data(), tws8.data(), x.data(), u.data(), y->data(), A->data(), B->data());
+  }
+  // the same Jacobians in closed form (step_jacobian: the IFT's partials by reverse sweeps of 8
+  // unit cotangents and one-lane ones)
+  void analytic(const std::vector<double>& x, const std::vector<double>& u, std::vector<double>* A,
+                std::vector<double>* B, std::vector<double>* y) {
+    size_outputs(A, B, y);
+    step_jacobian<double, 8>(m, ws.data(), tws8.data(), x.data(), u.data(), y->data(), A->data(), B->data());
   }
   void fd(const std::vector<double>& x, const std::vector<double>& u, double eps, std::vector<double>* A,
           std::vector<double>* B) {
