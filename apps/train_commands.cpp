@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -194,6 +195,16 @@ json train_run(const TrainConfig& cfg, Backend backend, int threads, const fs::p
   }
   progress.done();
   const double train_secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  // samples whose constraint solve stopped at the iteration cap train on an unconverged target:
+  // said, not hidden (a non-finite solve has already stopped the run)
+  const std::array<std::int64_t, 3> solves = trainer.solver_counts();
+  const std::int64_t drawn = solves[0] + solves[1] + solves[2];
+  if (solves[1] > 0) {
+    std::fprintf(stderr,
+                 "%s warning: %lld of %lld samples drawn this run came from a constraint solve "
+                 "stopped at the model's iteration cap (raise <option iterations> or lower dt)\n",
+                 label.c_str(), static_cast<long long>(solves[1]), static_cast<long long>(drawn));
+  }
   if (trainer.step() == started_at) {
     // nothing to train (resumed at the end): still leave a checkpoint and a summary
     training::save_checkpoint((dir / "checkpoint").string(), trainer.state(), cfg.train.dtype);
@@ -212,6 +223,8 @@ json train_run(const TrainConfig& cfg, Backend backend, int threads, const fs::p
   summary["samples_per_s"] =
       train_secs > 0 ? double(trainer.step() - started_at) * cfg.train.batch / train_secs : 0.0;
   summary["num_params"] = final_state.spec.num_params();
+  summary["samples_drawn"] = drawn;
+  summary["solver_capped_samples"] = solves[1];
   summary["config"] = training::to_json(cfg);
   summary["eval"] = training::to_json(ev);
   write_text(dir / "summary.json", summary.dump(2) + "\n");

@@ -794,6 +794,20 @@ __global__ void adam_kernel(std::int64_t P, AdamStep step, S* __restrict__ theta
   }
 }
 
+// counts[f] += #(flags == f), f = 0, 1, 2: per block in shared memory, then 3 global atomics
+__global__ void count_flags_kernel(std::int64_t N, const std::uint8_t* __restrict__ flags,
+                                   unsigned long long* __restrict__ counts) {
+  __shared__ unsigned long long local[3];
+  if (threadIdx.x < 3) local[threadIdx.x] = 0;
+  __syncthreads();
+  for (std::int64_t b = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; b < N;
+       b += std::int64_t(gridDim.x) * blockDim.x) {
+    atomicAdd(&local[flags[b] < 2 ? flags[b] : 2], 1ULL);
+  }
+  __syncthreads();
+  if (threadIdx.x < 3 && local[threadIdx.x] != 0) atomicAdd(&counts[threadIdx.x], local[threadIdx.x]);
+}
+
 template <class S>
 class CudaTrainOps final : public TrainOps<S> {
  public:
@@ -824,6 +838,11 @@ class CudaTrainOps final : public TrainOps<S> {
     if (P <= 0) return;
     adam_kernel<S><<<grid_for(P, kThreads), kThreads, 0, stream_>>>(P, step, theta, m, v, grad);
     check_launch("adam_kernel");
+  }
+  void count_flags(std::int64_t N, const std::uint8_t* flags, unsigned long long* counts) override {
+    if (N <= 0) return;
+    count_flags_kernel<<<grid_for(N, kThreads), kThreads, 0, stream_>>>(N, flags, counts);
+    check_launch("count_flags_kernel");
   }
   void synchronize() override {
     check_cuda(cudaStreamSynchronize(stream_), "CudaTrainOps::synchronize");

@@ -58,6 +58,9 @@ class CpuTrainOps final : public TrainOps<S> {
   void adam(std::int64_t P, const AdamStep& step, S* theta, S* m, S* v, const S* grad) override {
     for (std::int64_t p = 0; p < P; ++p) adam_update(step, theta + p, m + p, v + p, grad[p]);
   }
+  void count_flags(std::int64_t N, const std::uint8_t* flags, unsigned long long* counts) override {
+    for (std::int64_t b = 0; b < N; ++b) ++counts[flags[b] < 2 ? flags[b] : 2];
+  }
   void synchronize() override {}
 };
 

@@ -53,6 +53,9 @@ class TrainOps {
   /// One Adam step over P parameters.
   virtual void adam(std::int64_t P, const AdamStep& step, S* theta, S* m, S* v,
                     const S* grad) = 0;
+  /// counts[f] += the number of flags[b] == f for f = 0, 1, 2 (a SolveFlag per environment;
+  /// larger values count as 2). flags: (N), counts: (3), backend memory.
+  virtual void count_flags(std::int64_t N, const std::uint8_t* flags, unsigned long long* counts) = 0;
   virtual void synchronize() = 0;
 };
 

@@ -27,7 +27,11 @@ BatchSampler<S>::BatchSampler(const SamplingConfig& sampling, Backend backend, S
       target_jac_(backend, 0, stream),
       roll_x0_(backend, 0, stream),
       roll_actions_(backend, 0, stream),
-      roll_states_(backend, 0, stream) {
+      roll_states_(backend, 0, stream),
+      solver_flags_(backend, 0, stream),
+      solver_counts_(backend, 3, stream) {
+  const unsigned long long zero[3] = {0, 0, 0};
+  solver_counts_.upload(zero);
   const std::vector<S> alo(sampling.action_low.begin(), sampling.action_low.end());
   const std::vector<S> ahi(sampling.action_high.begin(), sampling.action_high.end());
   action_lo_.upload(alo.data());
@@ -57,6 +61,7 @@ void BatchSampler<S>::reserve(std::int64_t N, bool with_jacobian) {
     x_ = Buffer<S>(backend_, n * nx_, stream_);
     u_ = Buffer<S>(backend_, n * nu_, stream_);
     x_next_ = Buffer<S>(backend_, n * nx_, stream_);
+    solver_flags_ = Buffer<std::uint8_t>(backend_, n, stream_);
     inputs_ = Buffer<S>(backend_, n * (nx_ + nu_), stream_);
     if (sampling_.mode == SamplingMode::rollout) {
       const auto T = static_cast<std::size_t>(sampling_.horizon);
@@ -99,8 +104,17 @@ void BatchSampler<S>::draw(std::int64_t N, std::uint64_t seed, std::uint64_t str
   } else {
     sim_.step(N, x_.data(), u_.data(), x_next_.data());
   }
+  sim_.solver_status(N, solver_flags_.data());
+  ops_.count_flags(N, solver_flags_.data(), solver_counts_.data());
   ops_.assemble(N, nx_, nu_, x_.data(), u_.data(), jac_x_.data(), jac_u_.data(), inputs_.data(),
                 with_jacobian ? target_jac_.data() : nullptr);
+}
+
+template <class S>
+std::array<std::int64_t, 3> BatchSampler<S>::solver_counts() {
+  unsigned long long c[3];
+  solver_counts_.download(c);
+  return {static_cast<std::int64_t>(c[0]), static_cast<std::int64_t>(c[1]), static_cast<std::int64_t>(c[2])};
 }
 
 template <class S>

@@ -3,6 +3,7 @@
 // laid out as the MLP's inputs, targets and target Jacobians. Nothing leaves backend memory.
 #pragma once
 
+#include <array>
 #include <cstdint>
 
 #include "engine/buffer.h"
@@ -36,6 +37,11 @@ class BatchSampler {
   const S* targets() const { return x_next_.data(); }       // (N, nx)
   const S* target_jac() const { return target_jac_.data(); }  // (N, nx, nx + nu)
 
+  /// How the constraint solver fared on every sample drawn so far (each draw's simulator call
+  /// that makes its targets: Simulator::solver_status), host copies: [ok, iteration_cap,
+  /// nonfinite] counts of samples. A read waits for the backend.
+  std::array<std::int64_t, 3> solver_counts();
+
  private:
   void reserve(std::int64_t N, bool with_jacobian);
   void set_box(double box_scale);
@@ -52,6 +58,8 @@ class BatchSampler {
   Buffer<S> state_lo_, state_hi_, action_lo_, action_hi_;
   Buffer<S> x_, u_, x_next_, jac_x_, jac_u_, inputs_, target_jac_;
   Buffer<S> roll_x0_, roll_actions_, roll_states_;
+  Buffer<std::uint8_t> solver_flags_;              // (N) the last draw's SolveFlag per sample
+  Buffer<unsigned long long> solver_counts_;       // (3) running counts, see solver_counts()
 };
 
 }  // namespace phydream::training

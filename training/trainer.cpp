@@ -177,6 +177,15 @@ void Trainer<S>::run(std::int64_t steps, const std::function<void(const StepLog&
       terms_.download(t);  // the only host read, and so the only wait, of a log interval
       const double secs =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+      const std::array<std::int64_t, 3> solves = sampler_.solver_counts();
+      const std::int64_t drawn = solves[0] + solves[1] + solves[2];
+      if (solves[2] > 0) {
+        throw std::runtime_error(
+            "the simulator's constraint solver produced non-finite accelerations for " +
+            std::to_string(solves[2]) + " of " + std::to_string(drawn) +
+            " samples drawn by step " + std::to_string(step_) +
+            "; narrow the sampling box, lower dt or raise the model's solver iterations");
+      }
       if (!std::isfinite(t[0])) {
         throw std::runtime_error("training diverged at step " + std::to_string(step_) +
                                  ": the loss is not finite; lower optimizer.lr");
@@ -186,6 +195,8 @@ void Trainer<S>::run(std::int64_t steps, const std::function<void(const StepLog&
       entry.terms = LossTerms{t[0], t[1], t[2]};
       entry.lr = a.lr;
       entry.samples_per_s = secs > 0 ? double(samples) / secs : 0.0;
+      entry.samples_drawn = drawn;
+      entry.capped_solves = solves[1];
       log(entry);
       since = std::chrono::steady_clock::now();
       samples = 0;

@@ -3,6 +3,7 @@
 // Adam step. Everything stays in backend memory; the host reads the loss only at log steps.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -23,6 +24,10 @@ struct StepLog {
   LossTerms terms;             // on the batch of this step
   double lr = 0;
   double samples_per_s = 0;    // since the previous log step
+  // samples drawn by this Trainer so far (the statistics sample included) and how many of them
+  // came from a constraint solve stopped at the model's iteration cap (Simulator::solver_status)
+  std::int64_t samples_drawn = 0;
+  std::int64_t capped_solves = 0;
 };
 
 /// Everything needed to save, evaluate or resume a model (host copies, double precision).
@@ -57,13 +62,16 @@ class Trainer {
   void restore(const ModelState& state);
 
   /// Runs `steps` optimizer steps; calls `log` at every config.train.log_every-th step and at
-  /// the last one.
+  /// the last one. Throws when, by then, a sample's constraint solve was non-finite (its
+  /// targets would poison the loss) or the loss is not finite.
   void run(std::int64_t steps, const std::function<void(const StepLog&)>& log);
 
   /// A host copy of the model and optimizer state.
   ModelState state() const;
 
   std::int64_t step() const { return step_; }
+  /// [ok, iteration_cap, nonfinite] solve counts over the samples drawn so far (a host read).
+  std::array<std::int64_t, 3> solver_counts() { return sampler_.solver_counts(); }
   const MlpSpec& spec() const { return spec_; }
   const LossConfig& loss() const { return loss_; }
   Simulator<S>& simulator() { return sim_; }

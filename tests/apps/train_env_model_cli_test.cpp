@@ -62,6 +62,10 @@ TEST_F(EnvModelCli, TrainsOnTheModelAndTheCheckpointCarriesIt) {
   const json s = read_json(path("out/summary.json"));
   EXPECT_EQ(s["env"], "inverted_double_pendulum");
   EXPECT_EQ(s["env_model"], path("models/idp.xml"));
+  // the slider's limit rows converge: no sample from a capped solve, and no warning
+  EXPECT_GT(s["samples_drawn"].get<long>(), 0);
+  EXPECT_EQ(s["solver_capped_samples"], 0);
+  EXPECT_FALSE(contains(r.err, "iteration cap")) << r.err;
 
   // eval rebuilds the simulator from the copy: the same numbers with the original gone
   fs::remove(path("models/idp.xml"));
@@ -74,6 +78,29 @@ TEST_F(EnvModelCli, TrainsOnTheModelAndTheCheckpointCarriesIt) {
       cli("eval --checkpoint " + quote(path("moved")) + " --out " + quote(path("ev2")));
   ASSERT_EQ(m.status, 0) << m.err;
   EXPECT_EQ(read_json(path("ev2/eval.json")), read_json(path("out/eval.json")));
+}
+
+TEST_F(EnvModelCli, SamplesFromCappedSolvesAreCountedAndWarnedAbout) {
+  // the half-cheetah (contact) with one solver iteration: most contact samples stop at the cap
+  std::string xml = read_text(std::string(PHYDREAM_SOURCE_DIR) + "/assets/half_cheetah.xml");
+  const auto at = xml.find("<option ");
+  ASSERT_NE(at, std::string::npos);
+  xml.insert(at + 8, "iterations=\"1\" ");
+  const std::string model = write_text("cheetah1.xml", xml);
+  const json cfg = {{"env_model", model},
+                    {"model", {{"hidden", {8}}, {"activation", "tanh"}}},
+                    {"loss", {{"lambda_mse", 1.0}, {"lambda_jal", 1.0}}},
+                    {"train", {{"steps", 4}, {"batch", 32}, {"log_every", 2}, {"stats_samples", 128}}},
+                    {"eval", {{"samples", 32}, {"rollout_envs", 4}, {"horizon", 3},
+                              {"ood_factors", {1.0}}, {"ood_horizon", 2}}}};
+  const CliRun r = train(cfg, "out");
+  const json s = read_json(path("out/summary.json"));
+  EXPECT_EQ(s["samples_drawn"], 128 + 4 * 32);
+  const long capped = s["solver_capped_samples"].get<long>();
+  EXPECT_GT(capped, 0);
+  // said on stderr even under --quiet, which silences only the progress
+  EXPECT_TRUE(contains(r.err, std::to_string(capped) + " of 256 samples")) << r.err;
+  EXPECT_TRUE(contains(r.err, "iteration cap")) << r.err;
 }
 
 TEST_F(EnvModelCli, ResumeEqualsOneRun) {

@@ -2,10 +2,13 @@
 // config takes the model's sizes and boxes (or overrides), resolves the path against the
 // config's directory and refuses what the trainer cannot learn (nq != nv); training on the
 // inverted double pendulum lowers both loss terms; a checkpoint round trip keeps the model file
-// and evaluates to the same numbers.
+// and evaluates to the same numbers; on the half-cheetah with contact, samples whose constraint
+// solve stopped at the iteration cap are counted and a non-finite solve stops the run.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -253,6 +256,81 @@ TEST_F(EnvModelCheckpoint, RoundTripKeepsTheModelAndEvaluatesTheSame) {
   straight.run(5, [](const training::StepLog&) {});
   resumed.run(5, [](const training::StepLog&) {});
   EXPECT_EQ(resumed.state().theta, straight.state().theta);
+}
+
+}  // namespace
+}  // namespace phydream::testing
+
+namespace phydream::testing {
+namespace {
+
+// the half-cheetah (contact) written to dir with `option` attributes added
+std::string cheetah_copy(const fs::path& dir, const std::string& name, const std::string& extra) {
+  std::string xml = read_text(kAssets + "/half_cheetah.xml");
+  const std::string tag = "<option ";
+  const auto at = xml.find(tag);
+  if (at == std::string::npos) throw std::runtime_error("half_cheetah.xml has no <option>");
+  xml.insert(at + tag.size(), extra + " ");
+  const fs::path path = dir / name;
+  std::ofstream(path) << xml;
+  return path.string();
+}
+
+json cheetah_config(const std::string& model) {
+  return json{{"env_model", model},
+              {"model", {{"hidden", {16}}, {"activation", "tanh"}}},
+              {"loss", {{"lambda_mse", 1.0}, {"lambda_jal", 1.0}}},
+              {"train", {{"steps", 4}, {"batch", 64}, {"seed", 5}, {"log_every", 2},
+                         {"stats_samples", 256}}}};
+}
+
+class EnvModelSolver : public EnvModelCheckpoint {};
+
+TEST_F(EnvModelSolver, CountsSamplesWhoseSolveStoppedAtTheIterationCap) {
+  auto capped_after_training = [&](const std::string& model) {
+    Trainer<double> t(training::parse_train_config(cheetah_config(model), "cfg"), Backend::cpu, 1);
+    t.initialise();
+    std::vector<training::StepLog> logs;
+    t.run(4, [&](const training::StepLog& l) { logs.push_back(l); });
+    EXPECT_EQ(logs.size(), 2u);
+    EXPECT_EQ(logs.back().samples_drawn, 256 + 4 * 64);  // the statistics sample and 4 batches
+    const std::array<std::int64_t, 3> c = t.solver_counts();
+    EXPECT_EQ(c[0] + c[1] + c[2], logs.back().samples_drawn);
+    EXPECT_EQ(c[1], logs.back().capped_solves);
+    EXPECT_EQ(c[2], 0);
+    return logs.back().capped_solves;
+  };
+  const std::int64_t one = capped_after_training(cheetah_copy(dir_, "one.xml", "iterations=\"1\""));
+  const std::int64_t usual = capped_after_training(kAssets + "/half_cheetah.xml");
+  std::printf("capped solves: %lld with 1 iteration, %lld with the model's 100\n",
+              static_cast<long long>(one), static_cast<long long>(usual));
+  EXPECT_GT(one, 0);  // contact states are sampled, and one Newton iteration rarely converges
+  EXPECT_LT(usual, one);
+}
+
+TEST_F(EnvModelSolver, ANonFiniteSolveStopsTheRunAndSaysWhy) {
+  const std::string model = kAssets + "/half_cheetah.xml";
+  Trainer<double> sane(training::parse_train_config(cheetah_config(model), "cfg"), Backend::cpu, 1);
+  sane.initialise();
+  // the same model restored, then fed velocities whose bias forces overflow: in contact, the
+  // solve's acceleration is not finite
+  json j = cheetah_config(model);
+  const TrainConfig base = training::parse_train_config(j, "cfg");
+  std::vector<double> lo = base.sampling.state_low, hi = base.sampling.state_high;
+  for (std::size_t i = lo.size() / 2; i < lo.size(); ++i) {
+    lo[i] = -1e200;
+    hi[i] = 1e200;
+  }
+  j["sampling"] = {{"state_low", lo}, {"state_high", hi}};
+  Trainer<double> t(training::parse_train_config(j, "cfg"), Backend::cpu, 1);
+  t.restore(sane.state());
+  try {
+    t.run(2, [](const training::StepLog&) {});
+    ADD_FAILURE() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("constraint solver produced non-finite accelerations"), std::string::npos)
+        << e.what();
+  }
 }
 
 }  // namespace
