@@ -26,6 +26,7 @@
 #include "engine/npy.h"
 #include "engine/simulator.h"
 #include "models/envs.h"
+#include "apps/cli_runner.h"
 
 namespace {
 
@@ -52,33 +53,6 @@ int run_cli(const std::string& args, std::string* out) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-// one run of the program with its streams kept apart
-struct CliRun {
-  int status = -1;
-  std::string out, err;
-};
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream os;
-  os << in.rdbuf();
-  return os.str();
-}
-
-std::string quote(const std::string& s) { return "'" + s + "'"; }
-
-bool contains(const std::string& text, const std::string& phrase) {
-  return text.find(phrase) != std::string::npos;
-}
-
-// uniform values in [lo, hi], reproducible per seed
-std::vector<double> uniform(std::size_t n, double lo, double hi, unsigned seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> dist(lo, hi);
-  std::vector<double> v(n);
-  for (double& e : v) e = dist(rng);
-  return v;
-}
 
 // a float64 CPU simulator as the CLI builds it from the same options
 SimulatorOptions lib_options(const std::string& env, const Params& params = {},
@@ -156,34 +130,9 @@ std::string cmake_version() {
 }
 
 // a fresh temporary directory per test holding the inputs and the outputs
-class CliTest : public ::testing::Test {
+class CliTest : public CliDirTest {
  protected:
-  void SetUp() override {
-    std::string templ = (fs::temp_directory_path() / "phydream_cli_test_XXXXXX").string();
-    ASSERT_NE(mkdtemp(templ.data()), nullptr) << std::strerror(errno);
-    dir_ = templ;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    if (!dir_.empty()) fs::remove_all(dir_, ec);
-  }
-
-  std::string path(const std::string& name) const { return (fs::path(dir_) / name).string(); }
-
-  CliRun cli(const std::string& args) const {
-    const std::string err_path = path("stderr.txt");
-    const std::string cmd = std::string(PHYDREAM_CLI) + " " + args + " 2> " + quote(err_path);
-    CliRun r;
-    FILE* pipe = popen(cmd.c_str(), "r");
-    if (pipe == nullptr) return r;
-    char buf[4096];
-    while (std::fgets(buf, sizeof buf, pipe) != nullptr) r.out += buf;
-    const int status = pclose(pipe);
-    r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.err = read_text(err_path);
-    fs::remove(err_path);
-    return r;
-  }
+  CliTest() : CliDirTest("phydream_cli_test") {}
 
   template <class S>
   std::string save(const std::string& name, const std::vector<double>& values,
@@ -220,18 +169,6 @@ class CliTest : public ::testing::Test {
     return names;
   }
 
-  // status 2, every phrase on stderr, and no output directory
-  void expect_input_error(const CliRun& r, const std::vector<std::string>& phrases,
-                          const std::string& out_dir) const {
-    EXPECT_EQ(r.status, 2) << "stderr:\n" << r.err;
-    for (const std::string& p : phrases) {
-      EXPECT_TRUE(contains(r.err, p)) << "expected '" << p << "' on stderr:\n" << r.err;
-    }
-    EXPECT_TRUE(r.out.empty()) << "stdout:\n" << r.out;
-    EXPECT_FALSE(fs::exists(out_dir)) << out_dir << " was created";
-  }
-
-  std::string dir_;
 };
 
 // -------------------------------------------------------------------------------------------

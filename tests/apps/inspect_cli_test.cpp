@@ -14,64 +14,31 @@
 
 #include "engine/model.h"
 #include "engine/model_json.h"
+#include "apps/cli_runner.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-struct InspectRun {
-  int status = -1;
-  std::string out, err;
-};
-
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream os;
-  os << in.rdbuf();
-  return os.str();
-}
-
-class InspectCli : public ::testing::Test {
+class InspectCli : public CliDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("phydream_inspect_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
+  InspectCli() : CliDirTest("phydream_inspect") {}
 
   // runs `phydream ARGS` with stdout and stderr kept apart
-  InspectRun run(const std::string& args) const {
-    const fs::path out = dir_ / "stdout.txt", err = dir_ / "stderr.txt";
-    const std::string cmd = std::string(PHYDREAM_CLI) + " " + args + " >'" + out.string() +
-                            "' 2>'" + err.string() + "'";
-    const int status = std::system(cmd.c_str());
-    InspectRun r;
-    r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = read_text(out);
-    r.err = read_text(err);
-    return r;
-  }
+  CliRun run(const std::string& args) const { return cli(args); }
 
   std::string write(const std::string& name, const std::string& text) const {
-    std::ofstream(dir_ / name) << text;
-    return (dir_ / name).string();
+    std::ofstream(path(name)) << text;
+    return path(name);
   }
 
   static std::string asset(const std::string& name) {
     return std::string(PHYDREAM_SOURCE_DIR) + "/assets/" + name;
   }
-
-  fs::path dir_;
 };
 
-bool contains(const std::string& text, const std::string& phrase) {
-  return text.find(phrase) != std::string::npos;
-}
-
 TEST_F(InspectCli, PrintsTheHalfCheetah) {
-  const InspectRun r = run("inspect " + asset("half_cheetah.xml"));
+  const CliRun r = run("inspect " + asset("half_cheetah.xml"));
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_TRUE(r.err.empty()) << r.err;
   EXPECT_TRUE(contains(r.out, "model \"half_cheetah\"")) << r.out;
@@ -90,7 +57,7 @@ TEST_F(InspectCli, PrintsTheHalfCheetah) {
 
 TEST_F(InspectCli, JsonOutputIsTheLoadedModel) {
   const std::string path = asset("finger.xml");
-  const InspectRun r = run("inspect --json " + path);
+  const CliRun r = run("inspect --json " + path);
   ASSERT_EQ(r.status, 0) << r.err;
   const nlohmann::json j = nlohmann::json::parse(r.out);
   const phydream::Model m = phydream::load_model(path);
@@ -123,7 +90,7 @@ TEST_F(InspectCli, JsonModelsToo) {
     "actuators": [{"joint": "pivot", "gear": 2}],
     "keyframes": [{"name": "up", "qpos": [3.14159]}]
   })");
-  const InspectRun r = run("inspect " + path);
+  const CliRun r = run("inspect " + path);
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_TRUE(contains(r.out, "model \"pendulum\"")) << r.out;
   EXPECT_TRUE(contains(r.out, "pivot")) << r.out;
@@ -137,7 +104,7 @@ TEST_F(InspectCli, ErrorsExitTwoWithTheMessageOnly) {
             "<mujoco>\n<worldbody>\n<body>\n<joint range=\"0 1\"/>\n"
             "<geom size=\"0.1\" gap=\"1\"/>\n</body>\n</worldbody>\n</mujoco>\n");
   for (const std::string& flags : {"", "--json "}) {
-    const InspectRun r = run("inspect " + flags + bad);
+    const CliRun r = run("inspect " + flags + bad);
     EXPECT_EQ(r.status, 2);
     EXPECT_TRUE(r.out.empty()) << r.out;
     EXPECT_TRUE(contains(r.err, "phydream: error: " + bad + ":5: <geom>: attribute 'gap'"))
@@ -145,7 +112,7 @@ TEST_F(InspectCli, ErrorsExitTwoWithTheMessageOnly) {
   }
   const std::string json =
       write("bad.json", R"({"worldbody": {"bodies": [{"joints": [{"rnage": 1}]}]}})");
-  InspectRun r = run("inspect " + json);
+  CliRun r = run("inspect " + json);
   EXPECT_EQ(r.status, 2);
   EXPECT_TRUE(r.out.empty()) << r.out;
   EXPECT_TRUE(contains(r.err, "$.worldbody.bodies[0].joints[0]: unknown key 'rnage'")) << r.err;
@@ -155,7 +122,7 @@ TEST_F(InspectCli, ErrorsExitTwoWithTheMessageOnly) {
   EXPECT_TRUE(r.out.empty());
   EXPECT_TRUE(contains(r.err, "unknown model format")) << r.err;
 
-  r = run("inspect " + (dir_ / "missing.xml").string());
+  r = run("inspect " + path("missing.xml"));
   EXPECT_EQ(r.status, 2);
   EXPECT_TRUE(r.out.empty());
   EXPECT_TRUE(contains(r.err, "cannot read")) << r.err;

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "engine/npy.h"
+#include "apps/cli_runner.h"
 
 namespace {
 
@@ -30,18 +31,6 @@ namespace fs = std::filesystem;
 namespace npy = phydream::npy;
 using nlohmann::json;
 using Shape = std::vector<std::int64_t>;
-
-struct CliRun {
-  int status = -1;
-  std::string out, err;
-};
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream os;
-  os << in.rdbuf();
-  return os.str();
-}
 
 json read_json(const std::string& path) {
   const std::string text = read_text(path);
@@ -52,20 +41,6 @@ json read_json(const std::string& path) {
     ADD_FAILURE() << path << ": " << e.what() << "\n" << text;
   }
   return j;
-}
-
-std::string quote(const std::string& s) { return "'" + s + "'"; }
-
-bool contains(const std::string& text, const std::string& phrase) {
-  return text.find(phrase) != std::string::npos;
-}
-
-std::vector<double> uniform(std::size_t n, double lo, double hi, unsigned seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> dist(lo, hi);
-  std::vector<double> v(n);
-  for (double& e : v) e = dist(rng);
-  return v;
 }
 
 // a metrics.csv as rows of cells, header first
@@ -124,34 +99,9 @@ json with(json base, const json& patch) {
 }
 
 // a fresh temporary directory per test holding the inputs and the outputs
-class TrainingCliTest : public ::testing::Test {
+class TrainingCliTest : public CliDirTest {
  protected:
-  void SetUp() override {
-    std::string templ = (fs::temp_directory_path() / "phydream_train_cli_XXXXXX").string();
-    ASSERT_NE(mkdtemp(templ.data()), nullptr) << std::strerror(errno);
-    dir_ = templ;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    if (!dir_.empty()) fs::remove_all(dir_, ec);
-  }
-
-  std::string path(const std::string& name) const { return (fs::path(dir_) / name).string(); }
-
-  CliRun cli(const std::string& args) const {
-    const std::string err_path = path("stderr.txt");
-    const std::string cmd = std::string(PHYDREAM_CLI) + " " + args + " 2> " + quote(err_path);
-    CliRun r;
-    FILE* pipe = popen(cmd.c_str(), "r");
-    if (pipe == nullptr) return r;
-    char buf[4096];
-    while (std::fgets(buf, sizeof buf, pipe) != nullptr) r.out += buf;
-    const int status = pclose(pipe);
-    r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.err = read_text(err_path);
-    fs::remove(err_path);
-    return r;
-  }
+  TrainingCliTest() : CliDirTest("phydream_train_cli") {}
 
   std::string write_json(const std::string& name, const json& j) const {
     std::ofstream(path(name)) << j.dump(2);
@@ -176,17 +126,6 @@ class TrainingCliTest : public ::testing::Test {
     return r;
   }
 
-  // status 2, every phrase on stderr, nothing on stdout, and no output directory
-  static void expect_input_error(const CliRun& r, const std::vector<std::string>& phrases,
-                                 const std::string& out_dir) {
-    EXPECT_EQ(r.status, 2) << "stderr:\n" << r.err;
-    for (const std::string& p : phrases) {
-      EXPECT_TRUE(contains(r.err, p)) << "expected '" << p << "' on stderr:\n" << r.err;
-    }
-    EXPECT_TRUE(r.out.empty()) << "stdout:\n" << r.out;
-    EXPECT_FALSE(fs::exists(out_dir)) << out_dir << " was created";
-  }
-
   // the npy at `file` has this dtype and shape
   static void expect_npy(const std::string& file, npy::DType dtype, const Shape& shape) {
     ASSERT_TRUE(fs::exists(file)) << file;
@@ -194,8 +133,6 @@ class TrainingCliTest : public ::testing::Test {
     EXPECT_EQ(h.dtype, dtype) << file;
     EXPECT_EQ(h.shape, shape) << file;
   }
-
-  std::string dir_;
 };
 
 }  // namespace
