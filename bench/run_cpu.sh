@@ -20,3 +20,6 @@ echo "run_cpu.sh: $cores cores, load average $(cut -d' ' -f1-3 /proc/loadavg), o
 # articulated models from MJCF against MuJoCo on the same files: to ${MODEL_OUT:-bench/cpu_models.jsonl}
 "$build/bench/model_bench" --backend cpu --threads "1,$cores" --repeats "$repeats" \
   | tee "${MODEL_OUT:-$root/bench/cpu_models.jsonl}"
+# the same with contact, on states settled onto the floor: to ${CONTACT_OUT:-bench/cpu_models_contact.jsonl}
+"$build/bench/model_bench" --backend cpu --contact --models half_cheetah,finger --threads "1,$cores" \
+  --repeats "$repeats" | tee "${CONTACT_OUT:-$root/bench/cpu_models_contact.jsonl}"

@@ -24,6 +24,9 @@ build/bench/phydream_bench --backend cuda > "$out/sim_bench.jsonl" 2> "$out/sim_
 build/bench/model_bench --backend cuda --dtypes f32,f64 > "$out/model_bench.jsonl" 2> "$out/model_bench.err"
 build/bench/model_bench --backend cuda --dtypes f32 --batch 4000000 --no-mujoco \
   > "$out/model_bench_4m.jsonl" 2> "$out/model_bench_4m.err"
+# with contact (issue 4's target: half-cheetah steps/s and IFT Jacobians/s on settled states)
+build/bench/model_bench --backend cuda --contact --models half_cheetah,finger --dtypes f32,f64 \
+  > "$out/model_bench_contact.jsonl" 2> "$out/model_bench_contact.err"
 build/bench/train_bench --backend cuda > "$out/train_bench.jsonl" 2> "$out/train_bench.err"
 python3 bench/torch_jal.py --device cuda > "$out/torch_jal.jsonl" 2> "$out/torch_jal.err"
 python3 bench/compare_torch.py "$out/train_bench.jsonl" "$out/torch_jal.jsonl" \
