@@ -891,9 +891,11 @@ PHYDREAM_HD_STAGE void euler_primal(const ModelView<S>& m, const Data<S>& d, S* 
 /// moves by G = sol_H^-1 (E + P) (the solver's own Hessian factor, engine/constraint_jvp.h).
 /// Euler with implicit damping then solves (M + h diag(damping)) a_e = M qacc (MuJoCo's
 /// mj_Euler: the force qfrc_smooth + qfrc_constraint is M qacc), whose derivative is
-/// D = E_e - E + M G with E_e the force derivative at a_e; RK4 stages chain G as they chain the
-/// contact-free H^-1 D. The partial P takes ceil(nv / K) constraints_vjp sweeps of K unit
-/// cotangents (tws: jacobian_tangent_size(m) entries); nothing else differs from the smooth path.
+/// D = E_e - E + M G with E_e the force derivative at a_e, taken as (M + h B)^-1 (X - h B G) + G
+/// with X = E_e - E = -d(M (a_e - qacc))/dq (inertia_derivative_add); RK4 stages chain G as they
+/// chain the contact-free H^-1 D. The partial P takes one constraints_vjp sweep of K unit
+/// cotangents per K of its rows that can be nonzero (tws: jacobian_tangent_size(m) entries);
+/// nothing else differs from the smooth path.
 /// tws may be null only for a model that makes no constraint rows (nefc_max == 0): without it
 /// the constraints are not differentiated.
 /// x: (nq + nv), u: (nu), x_next (nq + nv, or null) written; ws: jacobian_scalar_size(m)
