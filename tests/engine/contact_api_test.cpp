@@ -5,7 +5,13 @@
 //   computed here in closed form, agreement across gradient modes, no change where no impact is
 //   isolated, and the refusals.
 // - The constraint solver's outcome per environment (Simulator::solver_status).
+// - The Jacobian routes through the Simulator on contact states: the closed-form IFT route (the
+//   default) equals the forward and reverse sweeps, batched on several threads, in the ift mode;
+//   the unrolled mode's default route is its forward sweeps.
 #include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
 
 #include <cmath>
 #include <memory>
@@ -354,6 +360,71 @@ TEST(SolverStatus, ConvergedSolvesAndEnvironmentsWithoutSolverAreOk) {
   flag = 99;
   builtin.solver_status(1, &flag);
   EXPECT_EQ(flag, static_cast<std::uint8_t>(SolveFlag::ok));
+}
+
+TEST(ContactJacobianRoutes, TheClosedFormEqualsTheSweepsThroughTheSimulator) {
+  for (const char* name : {"half_cheetah", "finger"}) {
+    SCOPED_TRACE(name);
+    const std::shared_ptr<const Model> model = load(name);
+    SimulatorOptions o;
+    o.model = model;
+    o.backend = Backend::cpu;
+    o.threads = 2;
+    Simulator<double> sim(o);
+    o.disable = {"contact"};
+    Simulator<double> free_sim(o);
+    const int nx = sim.nx(), ndx = sim.ndx(), nu = sim.nu(), B = 12;
+    // one random-control trajectory and B of its states in contact: the half-cheetah from its
+    // reference pose, fallen onto the floor; the Finger from a pose that pushes the spinner (the
+    // contact derivative tests' state), under small controls
+    const bool finger = std::string(name) == "finger";
+    const int T = finger ? 300 : 120;
+    std::vector<double> x0(model->qpos0.begin(), model->qpos0.end());
+    x0.resize(nx, 0.0);
+    if (finger) x0 = {-0.12, 0.0, 0.0, 0.5, 0.0, 0.0};
+    std::mt19937 rng(3);
+    std::uniform_real_distribution<double> unit(finger ? -0.1 : -1.0, finger ? 0.1 : 1.0);
+    std::vector<double> acts(static_cast<std::size_t>(T) * nu), traj(static_cast<std::size_t>(T + 1) * nx);
+    for (double& a : acts) a = unit(rng);
+    sim.rollout(1, T, x0.data(), acts.data(), traj.data());
+    // the states of the trajectory in contact (a step differs from the contact-free one's), up
+    // to B of them
+    std::vector<double> with(static_cast<std::size_t>(T) * nx), without(with.size());
+    sim.step(T, traj.data(), acts.data(), with.data());
+    free_sim.step(T, traj.data(), acts.data(), without.data());
+    std::vector<double> x, u;
+    for (int t = 0; t < T && static_cast<int>(x.size()) < B * nx; ++t) {
+      if (std::equal(with.begin() + t * nx, with.begin() + (t + 1) * nx, without.begin() + t * nx)) continue;
+      x.insert(x.end(), traj.begin() + t * nx, traj.begin() + (t + 1) * nx);
+      u.insert(u.end(), acts.begin() + t * nu, acts.begin() + (t + 1) * nu);
+    }
+    ASSERT_EQ(static_cast<int>(x.size()), B * nx) << "fewer than " << B << " contact states";
+    std::vector<double> y(x.size());
+    sim.step(B, x.data(), u.data(), y.data());
+
+    auto jac = [&](Simulator<double>& s, JacobianMode mode, std::vector<double>* next) {
+      std::vector<double> A(static_cast<std::size_t>(B) * ndx * ndx), Bm(static_cast<std::size_t>(B) * ndx * nu);
+      next->assign(x.size(), 0.0);
+      s.jacobian(B, x.data(), u.data(), next->data(), A.data(), Bm.data(), mode);
+      A.insert(A.end(), Bm.begin(), Bm.end());
+      return A;
+    };
+    std::vector<double> ya, yf, yr;
+    const std::vector<double> closed = jac(sim, JacobianMode::analytic, &ya);
+    const std::vector<double> fwd = jac(sim, JacobianMode::forward, &yf);
+    const std::vector<double> rev = jac(sim, JacobianMode::reverse, &yr);
+    EXPECT_LE(rel_error(closed, fwd), 1e-12);
+    EXPECT_LE(rel_error(rev, fwd), 1e-12);
+    EXPECT_EQ(ya, y);
+    EXPECT_EQ(yf, y);
+
+    // the unrolled mode's analytic request takes its forward sweeps: the same matrix bit for bit
+    o.disable.clear();
+    o.grad_mode = GradMode::unrolled;
+    Simulator<double> unrolled(o);
+    std::vector<double> yu, yu2;
+    EXPECT_EQ(jac(unrolled, JacobianMode::analytic, &yu), jac(unrolled, JacobianMode::forward, &yu2));
+  }
 }
 
 }  // namespace
