@@ -10,10 +10,13 @@ void launch_art_jacobian(const ArtLaunch<S>& l, std::int64_t batch, JacobianMode
   art_jacobian_kernel<S><<<l.grid, kArtThreads, 0, l.stream>>>(l.m, l.sz, l.ws, l.tws, l.status, batch, mode, x, u, xn, jx, ju);
 }
 
-template void launch_art_jacobian<float>(const ArtLaunch<float>&, std::int64_t, JacobianMode, const float*,
-                                      const float*, float*, float*, float*);
-template void launch_art_jacobian<double>(const ArtLaunch<double>&, std::int64_t, JacobianMode, const double*,
-                                      const double*, double*, double*, double*);
+// the instantiations for float and double
+#define PHYDREAM_ART_LAUNCH_JACOBIAN(S)                                                            \
+  template void launch_art_jacobian<S>(const ArtLaunch<S>&, std::int64_t, JacobianMode, const S*, \
+                                       const S*, S*, S*, S*);
+PHYDREAM_ART_LAUNCH_JACOBIAN(float)
+PHYDREAM_ART_LAUNCH_JACOBIAN(double)
+#undef PHYDREAM_ART_LAUNCH_JACOBIAN
 
 }  // namespace kernels
 }  // namespace phydream

@@ -24,20 +24,18 @@ void launch_art_rollout(const ArtLaunch<S>& l, std::int64_t batch, std::int64_t 
   art_rollout_kernel<S><<<l.grid, kArtThreads, 0, l.stream>>>(l.m, l.sz, l.ws, l.tws, l.status, batch, horizon, x0, actions, states);
 }
 
-template void launch_art_step<float>(const ArtLaunch<float>&, std::int64_t, const float*, const float*, float*);
-template void launch_art_jvp<float>(const ArtLaunch<float>&, std::int64_t, const float*, const float*, const float*,
-                                 const float*, float*, float*);
-template void launch_art_jacobian_fd<float>(const ArtLaunch<float>&, std::int64_t, float, const float*, const float*,
-                                         float*, float*);
-template void launch_art_rollout<float>(const ArtLaunch<float>&, std::int64_t, std::int64_t, const float*,
-                                     const float*, float*);
-template void launch_art_step<double>(const ArtLaunch<double>&, std::int64_t, const double*, const double*, double*);
-template void launch_art_jvp<double>(const ArtLaunch<double>&, std::int64_t, const double*, const double*, const double*,
-                                 const double*, double*, double*);
-template void launch_art_jacobian_fd<double>(const ArtLaunch<double>&, std::int64_t, double, const double*, const double*,
-                                         double*, double*);
-template void launch_art_rollout<double>(const ArtLaunch<double>&, std::int64_t, std::int64_t, const double*,
-                                     const double*, double*);
+// the instantiations for float and double
+#define PHYDREAM_ART_LAUNCH_STEP(S)                                                                \
+  template void launch_art_step<S>(const ArtLaunch<S>&, std::int64_t, const S*, const S*, S*);      \
+  template void launch_art_jvp<S>(const ArtLaunch<S>&, std::int64_t, const S*, const S*, const S*,  \
+                                  const S*, S*, S*);                                                \
+  template void launch_art_jacobian_fd<S>(const ArtLaunch<S>&, std::int64_t, S, const S*, const S*, \
+                                          S*, S*);                                                  \
+  template void launch_art_rollout<S>(const ArtLaunch<S>&, std::int64_t, std::int64_t, const S*,    \
+                                      const S*, S*);
+PHYDREAM_ART_LAUNCH_STEP(float)
+PHYDREAM_ART_LAUNCH_STEP(double)
+#undef PHYDREAM_ART_LAUNCH_STEP
 
 }  // namespace kernels
 }  // namespace phydream

@@ -19,16 +19,16 @@ void launch_art_rollout_vjp(const ArtLaunch<S>& l, std::int64_t batch, std::int6
       gx0, g_actions);
 }
 
-template void launch_art_vjp<float>(const ArtLaunch<float>&, std::int64_t, const float*, const float*, float*, float*,
-                                 const float*);
-template void launch_art_rollout_vjp<float>(const ArtLaunch<float>&, std::int64_t, std::int64_t, std::int64_t,
-                                         std::int64_t, float*, const float*, const float*, const float*,
-                                         const float*, const float*, float*, float*);
-template void launch_art_vjp<double>(const ArtLaunch<double>&, std::int64_t, const double*, const double*, double*, double*,
-                                 const double*);
-template void launch_art_rollout_vjp<double>(const ArtLaunch<double>&, std::int64_t, std::int64_t, std::int64_t,
-                                         std::int64_t, double*, const double*, const double*, const double*,
-                                         const double*, const double*, double*, double*);
+// the instantiations for float and double
+#define PHYDREAM_ART_LAUNCH_VJP(S)                                                                    \
+  template void launch_art_vjp<S>(const ArtLaunch<S>&, std::int64_t, const S*, const S*, S*, S*,        \
+                                  const S*);                                                           \
+  template void launch_art_rollout_vjp<S>(const ArtLaunch<S>&, std::int64_t, std::int64_t, std::int64_t, \
+                                          std::int64_t, S*, const S*, const S*, const S*, const S*,     \
+                                          const S*, S*, S*);
+PHYDREAM_ART_LAUNCH_VJP(float)
+PHYDREAM_ART_LAUNCH_VJP(double)
+#undef PHYDREAM_ART_LAUNCH_VJP
 
 }  // namespace kernels
 }  // namespace phydream

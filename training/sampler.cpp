@@ -104,8 +104,12 @@ void BatchSampler<S>::draw(std::int64_t N, std::uint64_t seed, std::uint64_t str
   } else {
     sim_.step(N, x_.data(), u_.data(), x_next_.data());
   }
-  sim_.solver_status(N, solver_flags_.data());
-  ops_.count_flags(N, solver_flags_.data(), solver_counts_.data());
+  if (sim_.model() != nullptr) {
+    sim_.solver_status(N, solver_flags_.data());
+    ops_.count_flags(N, solver_flags_.data(), solver_counts_.data());
+  } else {
+    solverless_ += N;  // a built-in environment has no constraint solver: every sample is ok
+  }
   ops_.assemble(N, nx_, nu_, x_.data(), u_.data(), jac_x_.data(), jac_u_.data(), inputs_.data(),
                 with_jacobian ? target_jac_.data() : nullptr);
 }
@@ -114,7 +118,8 @@ template <class S>
 std::array<std::int64_t, 3> BatchSampler<S>::solver_counts() {
   unsigned long long c[3];
   solver_counts_.download(c);
-  return {static_cast<std::int64_t>(c[0]), static_cast<std::int64_t>(c[1]), static_cast<std::int64_t>(c[2])};
+  return {static_cast<std::int64_t>(c[0]) + solverless_, static_cast<std::int64_t>(c[1]),
+          static_cast<std::int64_t>(c[2])};
 }
 
 template <class S>

@@ -60,6 +60,7 @@ class BatchSampler {
   Buffer<S> roll_x0_, roll_actions_, roll_states_;
   Buffer<std::uint8_t> solver_flags_;              // (N) the last draw's SolveFlag per sample
   Buffer<unsigned long long> solver_counts_;       // (3) running counts, see solver_counts()
+  std::int64_t solverless_ = 0;                    // samples of built-in environments (all ok)
 };
 
 }  // namespace phydream::training
