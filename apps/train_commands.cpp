@@ -217,6 +217,7 @@ json train_run(const TrainConfig& cfg, Backend backend, int threads, const fs::p
   if (!cfg.env_model.empty()) summary["env_model"] = cfg.env_model;
   summary["backend"] = backend_name(backend);
   summary["dtype"] = cfg.train.dtype;
+  summary["mlp_kernels"] = trainer.mlp_kernels();
   summary["steps"] = trainer.step();
   summary["steps_this_run"] = trainer.step() - started_at;
   summary["train_seconds"] = train_secs;

@@ -16,8 +16,8 @@ def lines(path):
 def main():
     ours = [l for l in lines(sys.argv[1]) if l.get("bench") == "train" and "mlp_samples_per_s" in l]
     peer = [l for l in lines(sys.argv[2]) if "mlp_samples_per_s" in l]
-    print("| width | loss | PhyDream samples/s | best torch.func samples/s (how) | ratio |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| width | loss | PhyDream kernels | PhyDream samples/s | best torch.func samples/s (how) | ratio |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for o in ours:
         same = [p for p in peer if p["width"] == o["width"] and p["loss"] == o["loss"]
                 and p["batch"] == o["batch"] and p["depth"] == o["depth"]]
@@ -25,7 +25,7 @@ def main():
             continue
         best = max(same, key=lambda p: p["mlp_samples_per_s"])
         how = (best.get("jacobian") or "no Jacobian") + (", compiled" if best.get("compiled") else "")
-        print(f"| {o['width']} | {o['loss']} | {o['mlp_samples_per_s']:.3g} | "
+        print(f"| {o['width']} | {o['loss']} | {o.get('kernels', '?')} | {o['mlp_samples_per_s']:.3g} | "
               f"{best['mlp_samples_per_s']:.3g} ({how}) | "
               f"{o['mlp_samples_per_s'] / best['mlp_samples_per_s']:.1f}x |")
 

@@ -27,7 +27,7 @@ build/bench/model_bench --backend cuda --dtypes f32 --batch 4000000 --no-mujoco 
 # with contact (issue 4's target: half-cheetah steps/s and IFT Jacobians/s on settled states)
 build/bench/model_bench --backend cuda --contact --models half_cheetah,finger --dtypes f32,f64 \
   > "$out/model_bench_contact.jsonl" 2> "$out/model_bench_contact.err"
-build/bench/train_bench --backend cuda > "$out/train_bench.jsonl" 2> "$out/train_bench.err"
+build/bench/train_bench --backend cuda --kernels fused,gemm > "$out/train_bench.jsonl" 2> "$out/train_bench.err"
 python3 bench/torch_jal.py --device cuda > "$out/torch_jal.jsonl" 2> "$out/torch_jal.err"
 python3 bench/compare_torch.py "$out/train_bench.jsonl" "$out/torch_jal.jsonl" \
   > "$out/torch_ratio.txt" 2>&1

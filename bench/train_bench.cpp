@@ -6,7 +6,9 @@
 //                           measures for PyTorch)
 //   pipeline_samples_per_s  a full training step: sampling, the simulator's next states and
 //                           Jacobians, then the above
-// and, per width, jal_over_mse = the JAL step's time over the MSE step's.
+// and, per width, jal_over_mse = the JAL step's time over the MSE step's. On the CUDA backend
+// each of --kernels (auto, fused, gemm: MlpKernels in training/engine.h) is measured in turn;
+// a network the fused kernels cannot run gets a line saying why.
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <iostream>
@@ -16,6 +18,7 @@
 
 #include "engine/backend.h"
 #include "engine/buffer.h"
+#include "engine/errors.h"
 #include "training/config.h"
 #include "training/engine.h"
 #include "training/sampler.h"
@@ -37,6 +40,7 @@ struct Options {
   std::string dtype = "f32";
   double min_time = 1.0;
   int threads = 0;
+  std::vector<std::string> kernels = {"auto"};
 };
 
 // calls f until min_time has passed (after one warm-up call); returns calls per second
@@ -56,14 +60,19 @@ double rate(double min_time, F&& f, const std::function<void()>& sync) {
   return double(calls) / secs;
 }
 
+TrainConfig make_config(const Options& o, int width, bool jal, const std::string& kernels) {
+  const json j = {{"env", o.env},
+                  {"model", {{"hidden", std::vector<int>(o.depth, width)}, {"activation", "tanh"}}},
+                  {"loss", {{"lambda_mse", 1.0}, {"lambda_jal", jal ? 1.0 : 0.0}}},
+                  {"train", {{"batch", o.batch}, {"steps", 1000000}, {"log_every", 1000000},
+                             {"stats_samples", 4096}, {"dtype", o.dtype},
+                             {"kernels", kernels}}}};
+  return parse_train_config(j, "train_bench");
+}
+
 template <class S>
-json measure(const Options& o, Backend backend, int width, bool jal) {
-  json cfg_json = {{"env", o.env},
-                   {"model", {{"hidden", std::vector<int>(o.depth, width)}, {"activation", "tanh"}}},
-                   {"loss", {{"lambda_mse", 1.0}, {"lambda_jal", jal ? 1.0 : 0.0}}},
-                   {"train", {{"batch", o.batch}, {"steps", 1000000}, {"log_every", 1000000},
-                              {"stats_samples", 4096}, {"dtype", o.dtype}}}};
-  const TrainConfig cfg = parse_train_config(cfg_json, "train_bench");
+json measure(const Options& o, Backend backend, int width, bool jal, const std::string& kernels) {
+  const TrainConfig cfg = make_config(o, width, jal, kernels);
   Trainer<S> trainer(cfg, backend, o.threads);
   trainer.initialise();
   auto sync = [&] { trainer.simulator().synchronize(); };
@@ -74,7 +83,7 @@ json measure(const Options& o, Backend backend, int width, bool jal) {
 
   // the network step alone, on one fixed batch
   const ModelState st = trainer.state();
-  auto mlp = make_mlp_engine<S>(backend, st.spec, st.loss);
+  auto mlp = make_mlp_engine<S>(backend, st.spec, st.loss, nullptr, cfg.train.kernels);
   auto ops = make_train_ops<S>(backend);
   BatchSampler<S> sampler(cfg.sampling, backend, trainer.simulator(), *ops);
   sampler.draw(o.batch, 1, 0, jal);
@@ -108,6 +117,7 @@ json measure(const Options& o, Backend backend, int width, bool jal) {
               {"depth", o.depth},
               {"batch", o.batch},
               {"loss", jal ? "mse+jal" : "mse"},
+              {"kernels", mlp->kernels()},
               {"num_params", P},
               {"threads", o.threads},
               {"mlp_samples_per_s", mlp_rate * double(o.batch)},
@@ -127,27 +137,50 @@ int main(int argc, char** argv) {
   app.add_option("--dtype", o.dtype, "f32 | f64")->capture_default_str();
   app.add_option("--min-time", o.min_time, "seconds per measurement")->capture_default_str();
   app.add_option("--threads", o.threads, "CPU threads, 0 = all cores")->capture_default_str();
+  app.add_option("--kernels", o.kernels, "CUDA: MLP kernels to measure, of auto, fused, gemm")
+      ->delimiter(',')
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {
     const Backend backend = resolve_backend(parse_backend(o.backend));
+    // bad options fail here, before any measurement
+    for (const std::string& k : o.kernels) parse_mlp_kernels(k);
+    for (int width : o.widths) make_config(o, width, true, "auto");
+    // the CPU backend has one kind of kernels (Eigen's)
+    const std::vector<std::string> kernel_sets =
+        backend == Backend::cuda ? o.kernels : std::vector<std::string>{"auto"};
     for (int width : o.widths) {
-      json mse = o.dtype == "f64" ? measure<double>(o, backend, width, false)
-                                  : measure<float>(o, backend, width, false);
-      json jal = o.dtype == "f64" ? measure<double>(o, backend, width, true)
-                                  : measure<float>(o, backend, width, true);
-      std::cout << mse.dump() << "\n" << jal.dump() << std::endl;
-      std::cout << json{{"summary", "jal_over_mse"},
-                        {"backend", backend_name(backend)},
-                        {"width", width},
-                        {"depth", o.depth},
-                        {"batch", o.batch},
-                        {"mlp_step_time_ratio", mse["mlp_samples_per_s"].get<double>() /
-                                                    jal["mlp_samples_per_s"].get<double>()},
-                        {"pipeline_step_time_ratio",
-                         mse["pipeline_samples_per_s"].get<double>() /
-                             jal["pipeline_samples_per_s"].get<double>()}}
-                       .dump()
-                << std::endl;
+      for (const std::string& kernels : kernel_sets) {
+        json mse, jal;
+        try {
+          mse = o.dtype == "f64" ? measure<double>(o, backend, width, false, kernels)
+                                 : measure<float>(o, backend, width, false, kernels);
+          jal = o.dtype == "f64" ? measure<double>(o, backend, width, true, kernels)
+                                 : measure<float>(o, backend, width, true, kernels);
+        } catch (const InputError& e) {
+          if (kernels != "fused") throw;
+          // the fused kernels cannot run this network (too wide for shared memory): say so
+          std::cout << json{{"bench", "train"}, {"width", width}, {"depth", o.depth},
+                            {"kernels", kernels}, {"skipped", e.what()}}
+                           .dump()
+                    << std::endl;
+          continue;
+        }
+        std::cout << mse.dump() << "\n" << jal.dump() << std::endl;
+        std::cout << json{{"summary", "jal_over_mse"},
+                          {"backend", backend_name(backend)},
+                          {"kernels", mse["kernels"]},
+                          {"width", width},
+                          {"depth", o.depth},
+                          {"batch", o.batch},
+                          {"mlp_step_time_ratio", mse["mlp_samples_per_s"].get<double>() /
+                                                      jal["mlp_samples_per_s"].get<double>()},
+                          {"pipeline_step_time_ratio",
+                           mse["pipeline_samples_per_s"].get<double>() /
+                               jal["pipeline_samples_per_s"].get<double>()}}
+                         .dump()
+                  << std::endl;
+      }
     }
   } catch (const std::exception& e) {
     std::cerr << "train_bench: error: " << e.what() << "\n";

@@ -2,7 +2,14 @@
 // with the input Jacobian, loss head, hand-written backward with the double-backward curvature
 // term) and the training pipeline's small kernels (sampling, picking states, assembling, Adam).
 //
-// CudaMlpEngine mirrors CpuMlp (training/mlp_cpu.cpp) step by step, on the same "augmented"
+// CudaMlpEngine runs one of two kernel sets (MlpKernels in training/engine.h). The fused set,
+// for small networks, is two kernels over tiles of samples whose per-tile work is
+// training/mlp_fused.h (the CPU tests run the same functions): fused_forward_kernel (pred and
+// jac), then the loss head below, then fused_backward_kernel, which recomputes the tile's
+// forward pass in shared memory, runs the backward and double backward and leaves one partial
+// gradient per block, summed in a fixed order by reduce_partials_kernel (deterministic).
+//
+// The GEMM set mirrors CpuMlp (training/mlp_cpu.cpp) step by step, on the same "augmented"
 // batch: per sample one primal row followed by d = nx + nu tangent rows (r = 1 + d rows per
 // sample; r = 1 without tangents), row-major, sample-major, R = N r rows in all. The GEMMs go to
 // cuBLAS; every other step is a small grid-stride kernel with one thread per (sample, column);
@@ -40,6 +47,7 @@
 #include "training/adam.h"
 #include "training/engine.h"
 #include "training/mlp.h"
+#include "training/mlp_fused.h"
 #include "training/pipeline.h"
 
 namespace phydream::training {
@@ -493,6 +501,74 @@ __global__ void activation_grad_kernel(Activation act, std::int64_t N, int r, in
 }
 
 // =============================================================================================
+// the fused kernels (training/mlp_fused.h): one block per tile of samples at a time, grid-stride
+// over the tiles; the weights are loaded into shared memory once per block
+
+constexpr int kFusedThreads = 256;     // threads per block
+constexpr int kFusedTargetRows = 128;  // rows (samples x (1 + d)) per tile, when they fit
+
+template <class S>
+__device__ S* fused_shared() {
+  extern __shared__ __align__(16) unsigned char fused_smem[];
+  return reinterpret_cast<S*>(fused_smem);
+}
+
+// pred (N, k) and, when jac is not null (lay.r = 1 + d), jac (N, k, d)
+template <class S>
+__global__ void __launch_bounds__(kFusedThreads)
+    fused_forward_kernel(FusedNet net, FusedLayout lay, std::int64_t N, const S* __restrict__ theta,
+                         const S* __restrict__ inputs, S* __restrict__ pred, S* __restrict__ jac) {
+  S* sh = fused_shared<S>();
+  const Team team{static_cast<int>(threadIdx.x), static_cast<int>(blockDim.x)};
+  fused_load(net, lay, theta, false, sh, team);
+  const int d = net.d(), k = net.k();
+  const std::int64_t tiles = (N + lay.ts - 1) / lay.ts;
+  for (std::int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {  // uniform per block
+    const std::int64_t s0 = tile * lay.ts;
+    const int ns = static_cast<int>(N - s0 < lay.ts ? N - s0 : lay.ts);
+    fused_tile_forward(net, lay, ns, inputs + s0 * d, true, sh, team);
+    fused_tile_outputs(net, lay, ns, inputs + s0 * d, pred + s0 * k,
+                       jac != nullptr ? jac + s0 * k * d : nullptr, sh, team);
+  }
+}
+
+// partials (gridDim.x, P): each block's gradient over its tiles, from the loss gradient w.r.t.
+// the predictions g_pred (N, k) and, with tangents, the Jacobians g_jac (N, k, d)
+template <class S>
+__global__ void __launch_bounds__(kFusedThreads)
+    fused_backward_kernel(FusedNet net, FusedLayout lay, std::int64_t N,
+                          const S* __restrict__ theta, const S* __restrict__ inputs,
+                          const S* __restrict__ g_pred, const S* __restrict__ g_jac,
+                          S* __restrict__ partials) {
+  S* sh = fused_shared<S>();
+  const Team team{static_cast<int>(threadIdx.x), static_cast<int>(blockDim.x)};
+  fused_load(net, lay, theta, true, sh, team);
+  const int d = net.d(), k = net.k();
+  const std::int64_t tiles = (N + lay.ts - 1) / lay.ts;
+  for (std::int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+    const std::int64_t s0 = tile * lay.ts;
+    const int ns = static_cast<int>(N - s0 < lay.ts ? N - s0 : lay.ts);
+    fused_tile_forward(net, lay, ns, inputs + s0 * d, false, sh, team);
+    fused_tile_backward(net, lay, ns, g_pred + s0 * k,
+                        lay.r > 1 ? g_jac + s0 * k * d : nullptr, sh, team);
+  }
+  S* out = partials + std::int64_t(blockIdx.x) * net.P;
+  for (std::int64_t p = threadIdx.x; p < net.P; p += blockDim.x) out[p] = sh[lay.grad + p];
+}
+
+// grad (P) = the sum over blocks of partials (blocks, P), in block order, in double
+template <class S>
+__global__ void reduce_partials_kernel(std::int64_t P, int blocks, const S* __restrict__ partials,
+                                       S* __restrict__ grad) {
+  for (std::int64_t p = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; p < P;
+       p += std::int64_t(gridDim.x) * blockDim.x) {
+    double acc = 0;
+    for (int b = 0; b < blocks; ++b) acc += double(partials[std::int64_t(b) * P + p]);
+    grad[p] = static_cast<S>(acc);
+  }
+}
+
+// =============================================================================================
 // the MLP engine
 
 // bump allocation with 256-byte alignment over `base` (nullptr: only measure the bytes)
@@ -511,7 +587,7 @@ struct Carver {
 template <class S>
 class CudaMlpEngine final : public MlpEngine<S> {
  public:
-  CudaMlpEngine(const MlpSpec& spec, const LossConfig& loss, void* stream)
+  CudaMlpEngine(const MlpSpec& spec, const LossConfig& loss, void* stream, MlpKernels kernels)
       : spec_(spec), loss_(loss), stream_(static_cast<cudaStream_t>(stream)) {
     spec_.validate();
     loss_.validate(spec_.nx, spec_.nu);
@@ -522,6 +598,7 @@ class CudaMlpEngine final : public MlpEngine<S> {
       // products at S's full precision (the default, stated): no TF32 for float
       check_cublas(cublasSetMathMode(blas_, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
       upload_constants();
+      plan_fused(kernels);
     } catch (...) {
       release();
       throw;
@@ -534,6 +611,10 @@ class CudaMlpEngine final : public MlpEngine<S> {
   void forward(std::int64_t N, const S* theta, const S* inputs, S* pred, S* jac) override {
     if (N < 0) throw InputError("CudaMlpEngine::forward: N must be >= 0");
     if (N == 0) return;
+    if (fused_) {
+      fused_forward(N, theta, inputs, pred, jac);
+      return;
+    }
     const int r = jac != nullptr ? 1 + spec_.n_in() : 1;
     const Work w = reserve(N, r, false);
     run_forward(N, r, theta, inputs, w);
@@ -556,8 +637,12 @@ class CudaMlpEngine final : public MlpEngine<S> {
     const int k = spec_.n_out(), d = spec_.n_in(), L = spec_.num_layers();
     const int r = tangents ? 1 + d : 1;
     const Work w = reserve(N, r, true);
-    run_forward(N, r, theta, inputs, w);
-    read_outputs(N, r, inputs, w.A[L], w.pred, tangents ? w.jac : nullptr);
+    if (fused_) {
+      fused_forward(N, theta, inputs, w.pred, tangents ? w.jac : nullptr);
+    } else {
+      run_forward(N, r, theta, inputs, w);
+      read_outputs(N, r, inputs, w.A[L], w.pred, tangents ? w.jac : nullptr);
+    }
 
     // the loss head: batch statistics (one block), then the elementwise gradient
     LossParams p;
@@ -578,6 +663,19 @@ class CudaMlpEngine final : public MlpEngine<S> {
     loss_grad_kernel<S><<<grid_for(head_items, kThreads), kThreads, 0, stream_>>>(
         p, w.pred, targets, jac, target_jac, w.norms, w.stats, w.g_pred, w.g_jac);
     check_launch("loss_grad_kernel");
+
+    if (fused_) {
+      const std::int64_t tiles = (N + bwd_.lay.ts - 1) / bwd_.lay.ts;
+      const int grid = static_cast<int>(std::min<std::int64_t>(tiles, bwd_.blocks));
+      fused_backward_kernel<S><<<grid, kFusedThreads, bwd_.bytes, stream_>>>(
+          net_, bwd_.lay, N, theta, inputs, w.g_pred, w.g_jac, w.partials);
+      check_launch("fused_backward_kernel");
+      const std::int64_t P = static_cast<std::int64_t>(spec_.num_params());
+      reduce_partials_kernel<S><<<grid_for(P, kThreads), kThreads, 0, stream_>>>(P, grid,
+                                                                               w.partials, grad);
+      check_launch("reduce_partials_kernel");
+      return;
+    }
 
     // the gradient w.r.t. the output rows: y enters pred and the tangent rows enter J
     output_grad_kernel<S><<<grid_for(N * k, kThreads), kThreads, 0, stream_>>>(
@@ -608,7 +706,89 @@ class CudaMlpEngine final : public MlpEngine<S> {
     check_cuda(cudaStreamSynchronize(stream_), "CudaMlpEngine::synchronize");
   }
 
+  const char* kernels() const override { return fused_ ? "fused" : "gemm"; }
+
  private:
+  // one launch shape of a fused kernel
+  struct FusedPlan {
+    FusedLayout lay;
+    std::size_t bytes = 0;  // dynamic shared memory per block
+    int blocks = 1;         // blocks resident on the whole device at once: the grid's cap
+  };
+
+  // the layout of the largest tile (up to kFusedTargetRows rows) that leaves room for two
+  // blocks per multiprocessor (limit / 2 bytes each), else of one sample if that fits `limit`;
+  // false when not even one sample does
+  bool fit_tile(bool tangents, bool backward, std::size_t limit, FusedPlan* plan) const {
+    const int r = tangents ? 1 + spec_.n_in() : 1;
+    for (int ts = std::max(1, kFusedTargetRows / r);; ts = ts / 2) {
+      plan->lay = fused_layout(net_, ts, tangents, backward);
+      plan->bytes = sizeof(S) * static_cast<std::size_t>(plan->lay.total);
+      if (plan->bytes <= limit / 2) return true;
+      if (ts == 1) return plan->bytes <= limit;
+    }
+  }
+
+  // decides between the fused and the GEMM kernels (see MlpKernels) and sizes the fused ones
+  void plan_fused(MlpKernels kernels) {
+    if (kernels == MlpKernels::gemm) return;
+    std::string why;  // why the fused kernels cannot run this network
+    int dev = 0, limit = 0, sms = 1;
+    check_cuda(cudaGetDevice(&dev), "cudaGetDevice");
+    check_cuda(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev),
+               "cudaDeviceGetAttribute");
+    check_cuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev),
+               "cudaDeviceGetAttribute");
+    if (!fused_depth_ok(spec_)) {
+      why = "the network has " + std::to_string(spec_.num_layers()) + " layers, more than " +
+            std::to_string(kFusedMaxLayers);
+    } else {
+      net_ = fused_net(spec_, consts_);
+      const bool jal = loss_.uses_jacobian();
+      const std::size_t lim = static_cast<std::size_t>(limit);
+      if (!fit_tile(false, false, lim, &fwd_[0]) || !fit_tile(true, false, lim, &fwd_[1]) ||
+          !fit_tile(jal, true, lim, &bwd_)) {
+        why = "one sample's tile needs more shared memory than the device's " +
+              std::to_string(limit) + " bytes per block";
+      }
+    }
+    if (!why.empty()) {
+      if (kernels == MlpKernels::fused) {
+        throw InputError("MLP kernels 'fused': " + why + "; use 'gemm' or 'auto'");
+      }
+      return;
+    }
+    if (kernels == MlpKernels::automatic && spec_.max_width() > kFusedAutoMaxWidth) return;
+    // the kernels may use up to the device's opt-in limit (set once to the limit, so engines
+    // of different sizes never lower it under each other)
+    check_cuda(cudaFuncSetAttribute(fused_forward_kernel<S>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, limit),
+               "cudaFuncSetAttribute");
+    check_cuda(cudaFuncSetAttribute(fused_backward_kernel<S>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, limit),
+               "cudaFuncSetAttribute");
+    auto resident = [&](auto kernel, FusedPlan* plan) {
+      int per_sm = 0;
+      check_cuda(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kFusedThreads,
+                                                               plan->bytes),
+                 "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
+      plan->blocks = std::max(1, per_sm) * sms;
+    };
+    resident(fused_forward_kernel<S>, &fwd_[0]);
+    resident(fused_forward_kernel<S>, &fwd_[1]);
+    resident(fused_backward_kernel<S>, &bwd_);
+    fused_ = true;
+  }
+
+  void fused_forward(std::int64_t N, const S* theta, const S* inputs, S* pred, S* jac) {
+    const FusedPlan& p = fwd_[jac != nullptr ? 1 : 0];
+    const std::int64_t tiles = (N + p.lay.ts - 1) / p.lay.ts;
+    const int grid = static_cast<int>(std::min<std::int64_t>(tiles, p.blocks));
+    fused_forward_kernel<S><<<grid, kFusedThreads, p.bytes, stream_>>>(net_, p.lay, N, theta,
+                                                                      inputs, pred, jac);
+    check_launch("fused_forward_kernel");
+  }
+
   // the per-batch device buffers, carved from one allocation that grows on demand
   struct Work {
     std::vector<S*> A;  // A[0] (R, d); A[l + 1] (R, layer_out(l)), l = 0 .. L - 1 (A[L]: output)
@@ -622,6 +802,7 @@ class CudaMlpEngine final : public MlpEngine<S> {
     S* GA = nullptr;      // (R, max_width)
     double* norms = nullptr;     // (N)
     LossStats* stats = nullptr;  // (1)
+    S* partials = nullptr;       // fused: (bwd_.blocks, P)
   };
 
   Work layout(char* base, std::int64_t N, int r, bool loss, std::size_t* bytes) const {
@@ -629,10 +810,12 @@ class CudaMlpEngine final : public MlpEngine<S> {
     const std::int64_t R = N * r;
     Carver c{base, 0};
     Work w;
-    w.A.push_back(c.take<S>(R * d));
-    for (int l = 0; l < L; ++l) {
-      if (l < L - 1) w.Z.push_back(c.take<S>(R * spec_.layer_out(l)));
-      w.A.push_back(c.take<S>(R * spec_.layer_out(l)));
+    if (!fused_) {  // the fused kernels keep the layers' rows in shared memory
+      w.A.push_back(c.take<S>(R * d));
+      for (int l = 0; l < L; ++l) {
+        if (l < L - 1) w.Z.push_back(c.take<S>(R * spec_.layer_out(l)));
+        w.A.push_back(c.take<S>(R * spec_.layer_out(l)));
+      }
     }
     if (loss) {
       const std::int64_t jac_size = r > 1 ? N * k * d : 0;
@@ -640,10 +823,15 @@ class CudaMlpEngine final : public MlpEngine<S> {
       w.jac = c.take<S>(jac_size);
       w.g_pred = c.take<S>(N * k);
       w.g_jac = c.take<S>(jac_size);
-      w.G = c.take<S>(R * spec_.max_width());
-      w.GA = c.take<S>(R * spec_.max_width());
+      if (!fused_) {
+        w.G = c.take<S>(R * spec_.max_width());
+        w.GA = c.take<S>(R * spec_.max_width());
+      }
       w.norms = c.take<double>(N);
       w.stats = c.take<LossStats>(1);
+      if (fused_) {
+        w.partials = c.take<S>(std::int64_t(bwd_.blocks) * std::int64_t(spec_.num_params()));
+      }
     }
     *bytes = c.used;
     return w;
@@ -652,7 +840,7 @@ class CudaMlpEngine final : public MlpEngine<S> {
   // the buffers for N samples of r rows, growing the allocation when needed (stream-ordered:
   // the old allocation is released after the work already queued on the stream)
   Work reserve(std::int64_t N, int r, bool loss) {
-    if (N * r > std::numeric_limits<int>::max()) {
+    if (!fused_ && N * r > std::numeric_limits<int>::max()) {
       throw InputError("CUDA MLP: N (1 + nx + nu) = " + std::to_string(N * r) +
                        " rows exceed cuBLAS's int range; split the batch");
     }
@@ -745,6 +933,10 @@ class CudaMlpEngine final : public MlpEngine<S> {
   double* consts_ = nullptr;
   char* work_ = nullptr;
   std::size_t work_bytes_ = 0;
+  bool fused_ = false;  // the fused kernels run (plan_fused)
+  FusedNet net_;
+  FusedPlan fwd_[2];    // fused_forward_kernel without, with tangents
+  FusedPlan bwd_;       // fused_backward_kernel, tangents when the loss has a JAL term
 };
 
 // =============================================================================================
@@ -856,8 +1048,8 @@ class CudaTrainOps final : public TrainOps<S> {
 
 template <class S>
 std::unique_ptr<MlpEngine<S>> make_cuda_mlp_engine(const MlpSpec& spec, const LossConfig& loss,
-                                                   void* stream) {
-  return std::make_unique<CudaMlpEngine<S>>(spec, loss, stream);
+                                                   void* stream, MlpKernels kernels) {
+  return std::make_unique<CudaMlpEngine<S>>(spec, loss, stream, kernels);
 }
 
 template <class S>
@@ -866,10 +1058,11 @@ std::unique_ptr<TrainOps<S>> make_cuda_train_ops(void* stream) {
 }
 
 template std::unique_ptr<MlpEngine<float>> make_cuda_mlp_engine<float>(const MlpSpec&,
-                                                                       const LossConfig&, void*);
+                                                                       const LossConfig&, void*,
+                                                                       MlpKernels);
 template std::unique_ptr<MlpEngine<double>> make_cuda_mlp_engine<double>(const MlpSpec&,
-                                                                         const LossConfig&,
-                                                                         void*);
+                                                                         const LossConfig&, void*,
+                                                                         MlpKernels);
 template std::unique_ptr<TrainOps<float>> make_cuda_train_ops<float>(void*);
 template std::unique_ptr<TrainOps<double>> make_cuda_train_ops<double>(void*);
 

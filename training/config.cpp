@@ -314,6 +314,10 @@ TrainConfig parse_train_config(const json& j, const std::string& source,
     t.log_every = r.integer("log_every", t.log_every);
     t.checkpoint_every = r.integer("checkpoint_every", t.checkpoint_every);
     t.stats_samples = r.integer("stats_samples", t.stats_samples);
+    const std::string kernels = r.string("kernels", mlp_kernels_name(t.kernels));
+    require(kernels == "auto" || kernels == "fused" || kernels == "gemm", r, "kernels",
+            "must be \"auto\", \"fused\" or \"gemm\"", json(kernels));
+    t.kernels = parse_mlp_kernels(kernels);
     require(t.steps >= 0, r, "steps", "must be >= 0", json(t.steps));
     require(t.batch >= 1 && t.batch <= (1 << 24), r, "batch", "must be in 1 .. 16777216",
             json(t.batch));
@@ -415,7 +419,8 @@ json to_json(const TrainConfig& c) {
                 {"dtype", c.train.dtype},
                 {"log_every", c.train.log_every},
                 {"checkpoint_every", c.train.checkpoint_every},
-                {"stats_samples", c.train.stats_samples}};
+                {"stats_samples", c.train.stats_samples},
+                {"kernels", mlp_kernels_name(c.train.kernels)}};
   j["eval"] = {{"samples", c.eval.samples},       {"rollout_envs", c.eval.rollout_envs},
                {"horizon", c.eval.horizon},       {"ood_factors", c.eval.ood_factors},
                {"ood_horizon", c.eval.ood_horizon}, {"seed", c.eval.seed}};

@@ -20,7 +20,8 @@
 //   "optimizer": {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
 //                 "weight_decay": 0, "schedule": "constant" | "cosine", "lr_min": 0},
 //   "train": {"steps": 2000, "batch": 256, "seed": 0, "dtype": "f32", "log_every": 50,
-//             "checkpoint_every": 0, "stats_samples": 16384},
+//             "checkpoint_every": 0, "stats_samples": 16384,
+//             "kernels": "auto" | "fused" | "gemm"},     the MLP's CUDA kernels (engine.h)
 //   "eval": {"samples": 4096, "rollout_envs": 256, "horizon": 50,
 //            "ood_factors": [1, 1.5, 2, 2.5, 3], "ood_horizon": 10, "seed": 1000003}
 // }
@@ -35,6 +36,7 @@
 
 #include "engine/simulator.h"
 #include "training/adam.h"
+#include "training/engine.h"
 #include "training/mlp.h"
 
 namespace phydream::training {
@@ -67,6 +69,7 @@ struct TrainLoopConfig {
   std::int64_t log_every = 50;
   std::int64_t checkpoint_every = 0;  // 0: only at the end
   std::int64_t stats_samples = 16384;  // samples for the normalisation statistics
+  MlpKernels kernels = MlpKernels::automatic;  // CUDA backend: which kernels run the MLP
 };
 
 struct EvalConfig {

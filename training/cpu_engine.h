@@ -25,6 +25,7 @@ class CpuMlpEngine final : public MlpEngine<S> {
     terms[2] = t.jal;
   }
   void synchronize() override {}
+  const char* kernels() const override { return "eigen"; }
 
  private:
   CpuMlp<S> net_;

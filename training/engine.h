@@ -6,12 +6,29 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "engine/backend.h"
 #include "training/adam.h"
 #include "training/mlp.h"
 
 namespace phydream::training {
+
+/// Which kernels run the MLP on the CUDA backend:
+///   automatic  fused when every layer is at most kFusedAutoMaxWidth wide, the network at most
+///              kFusedMaxLayers deep and its tiles fit a block's shared memory; else gemm
+///   fused      one thread block per tile of samples through the whole network, forward and
+///              backward (training/mlp_fused.h); an InputError when the network does not fit
+///   gemm       cuBLAS GEMMs over the batch's primal and tangent rows, elementwise kernels
+///              between them
+/// The CPU backend runs Eigen's GEMMs whatever is asked (its engine reports "eigen").
+enum class MlpKernels : int { automatic = 0, fused = 1, gemm = 2 };
+constexpr int kFusedAutoMaxWidth = 64;
+
+/// auto | fused | gemm
+const char* mlp_kernels_name(MlpKernels k);
+/// Parses auto | fused | gemm; InputError naming the accepted values.
+MlpKernels parse_mlp_kernels(const std::string& name);
 
 template <class S>
 class MlpEngine {
@@ -24,6 +41,8 @@ class MlpEngine {
   virtual void loss_and_grad(std::int64_t N, const S* theta, const S* inputs, const S* targets,
                              const S* target_jac, S* grad, double* terms) = 0;
   virtual void synchronize() = 0;
+  /// The kernels that run: "eigen" (CPU), "fused" or "gemm" (CUDA).
+  virtual const char* kernels() const = 0;
 };
 
 /// Where sampled values come from: uniform in [lo, hi] per column.
@@ -62,7 +81,8 @@ class TrainOps {
 /// The engines for a backend (cpu or cuda, resolved); `stream` is a cudaStream_t for CUDA.
 template <class S>
 std::unique_ptr<MlpEngine<S>> make_mlp_engine(Backend backend, const MlpSpec& spec,
-                                              const LossConfig& loss, void* stream = nullptr);
+                                              const LossConfig& loss, void* stream = nullptr,
+                                              MlpKernels kernels = MlpKernels::automatic);
 template <class S>
 std::unique_ptr<TrainOps<S>> make_train_ops(Backend backend, void* stream = nullptr);
 
@@ -70,7 +90,7 @@ std::unique_ptr<TrainOps<S>> make_train_ops(Backend backend, void* stream = null
 // defined in kernels/mlp_kernels.cu
 template <class S>
 std::unique_ptr<MlpEngine<S>> make_cuda_mlp_engine(const MlpSpec& spec, const LossConfig& loss,
-                                                   void* stream);
+                                                   void* stream, MlpKernels kernels);
 template <class S>
 std::unique_ptr<TrainOps<S>> make_cuda_train_ops(void* stream);
 #endif

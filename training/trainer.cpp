@@ -127,7 +127,7 @@ void Trainer<S>::restore(const ModelState& state) {
     throw InputError("model state has " + std::to_string(state.theta.size()) +
                      " parameters, the architecture needs " + std::to_string(P));
   }
-  mlp_ = make_mlp_engine<S>(backend_, spec_, loss_, stream_);
+  mlp_ = make_mlp_engine<S>(backend_, spec_, loss_, stream_, config_.train.kernels);
   theta_ = Buffer<S>(backend_, P, stream_);
   grad_ = Buffer<S>(backend_, P, stream_);
   adam_m_ = Buffer<S>(backend_, P, stream_);

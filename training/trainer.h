@@ -76,6 +76,8 @@ class Trainer {
   const LossConfig& loss() const { return loss_; }
   Simulator<S>& simulator() { return sim_; }
   Backend backend() const { return backend_; }
+  /// The kernels that run the MLP ("eigen", "fused", "gemm"); "none" before initialise().
+  const char* mlp_kernels() const { return mlp_ ? mlp_->kernels() : "none"; }
 
  private:
   TrainConfig config_;

@@ -103,6 +103,7 @@ TEST_F(TrainCli, WritesMetricsCheckpointSummaryAndEval) {
   EXPECT_EQ(s["env"], "pendulum");
   EXPECT_EQ(s["backend"], "cpu");
   EXPECT_EQ(s["dtype"], "f32");
+  EXPECT_EQ(s["mlp_kernels"], "eigen");
   EXPECT_EQ(s["steps"], 30);
   EXPECT_EQ(s["steps_this_run"], 30);
   EXPECT_EQ(s["num_params"], P);

@@ -1,7 +1,8 @@
 // The trainer's CUDA engines (kernels/mlp_kernels.cu) against their CPU references
 // (training/cpu_engine.h): the MLP's forward pass and input Jacobian, and its loss terms and
 // gradient for every activation x JAL metric x Jacobian scaling x loss weighting, in double and
-// float, for batch sizes 1, 7, 300 and 4096, small and 256-wide networks; and the pipeline's
+// float, for batch sizes 1, 7, 300 and 4096, small and 256-wide networks, through both kernel
+// sets (fused and GEMM, MlpKernels) wherever the fused ones fit; and the pipeline's
 // kernels (sampling, picking states, assembling, Adam). Work runs on a non-blocking stream, so
 // anything wrongly queued on the legacy default stream would race with it. Skips cleanly without
 // a device. Label: gpu.
@@ -34,6 +35,7 @@ using training::JacScaling;
 using training::JalMetric;
 using training::LossConfig;
 using training::MlpEngine;
+using training::MlpKernels;
 using training::MlpSpec;
 
 // a non-blocking CUDA stream for one test, destroyed last (declare it first)
@@ -93,15 +95,14 @@ double err_per_entry(const std::vector<S>& a, const std::vector<S>& b, double fl
 // test data (see tests/training/loss_cases.h)
 
 const std::vector<int> kSmall = {6, 5};
+const std::vector<int> kMid = {64, 64, 64};  // the widest the automatic choice runs fused
 const std::vector<int> kWide = {256, 256};
 
-// Glorot weights, then every parameter (biases included) moved a little, so the biases matter
-std::vector<double> random_theta(const MlpSpec& spec, std::uint64_t seed) {
-  std::vector<double> theta = training::init_params<double>(spec, seed);
-  std::mt19937_64 rng(seed + 1000);
-  std::uniform_real_distribution<double> dist(-0.1, 0.1);
-  for (double& t : theta) t += dist(rng);
-  return theta;
+// the kernel set a test asks for, and the one the engine must then run
+const char* expected_kernels(MlpKernels k, const MlpSpec& spec) {
+  if (k == MlpKernels::gemm) return "gemm";
+  if (k == MlpKernels::fused) return "fused";
+  return spec.max_width() <= training::kFusedAutoMaxWidth ? "fused" : "gemm";
 }
 
 // Whether the batch minimum or maximum of J is won by a margin below rel_gap (relative to the
@@ -139,16 +140,19 @@ constexpr double terms_tol() {
 
 // forward (pred, and jac when asked) of CPU and CUDA engines for each N
 template <class S>
-void check_forward(const MlpSpec& spec, const std::vector<std::int64_t>& Ns, std::uint64_t seed) {
+void check_forward(const MlpSpec& spec, const std::vector<std::int64_t>& Ns, std::uint64_t seed,
+                   MlpKernels kernels = MlpKernels::automatic) {
   TestStream stream;
   const LossConfig cfg = loss_config(1, 0, JalMetric::mse, JacScaling::none, spec);
   auto cpu = training::make_mlp_engine<S>(Backend::cpu, spec, cfg);
-  auto gpu = training::make_mlp_engine<S>(Backend::cuda, spec, cfg, stream.get());
+  auto gpu = training::make_mlp_engine<S>(Backend::cuda, spec, cfg, stream.get(), kernels);
+  EXPECT_STREQ(gpu->kernels(), expected_kernels(kernels, spec));
   const int k = spec.n_out(), d = spec.n_in();
   const std::vector<S> theta = cast<S>(random_theta(spec, seed));
   Buffer<S> dtheta = on_device(theta, stream.get());
   for (std::int64_t N : Ns) {
-    const std::string where = std::string(training::activation_name(spec.activation)) +
+    const std::string where = std::string(gpu->kernels()) + " " +
+                              training::activation_name(spec.activation) +
                               " width " + std::to_string(spec.max_width()) + " residual " +
                               std::to_string(spec.residual) + " N " + std::to_string(N) +
                               (sizeof(S) == 4 ? " float" : " double");
@@ -177,15 +181,16 @@ void check_forward(const MlpSpec& spec, const std::vector<std::int64_t>& Ns, std
 // workspace grows and is reused); terms are read back from device memory explicitly
 template <class S>
 void check_loss(const MlpSpec& spec, const LossConfig& cfg, const std::vector<std::int64_t>& Ns,
-                std::uint64_t seed) {
+                std::uint64_t seed, MlpKernels kernels = MlpKernels::automatic) {
   TestStream stream;
   auto cpu = training::make_mlp_engine<S>(Backend::cpu, spec, cfg);
-  auto gpu = training::make_mlp_engine<S>(Backend::cuda, spec, cfg, stream.get());
+  auto gpu = training::make_mlp_engine<S>(Backend::cuda, spec, cfg, stream.get(), kernels);
+  EXPECT_STREQ(gpu->kernels(), expected_kernels(kernels, spec));
   const std::size_t P = spec.num_params();
   const int k = spec.n_out(), d = spec.n_in();
   for (std::int64_t N : Ns) {
     const std::string where =
-        std::string(training::activation_name(spec.activation)) + " " +
+        std::string(gpu->kernels()) + " " + training::activation_name(spec.activation) + " " +
         training::metric_name(cfg.metric) + " " + training::scaling_name(cfg.scaling) +
         " lambda " + std::to_string(cfg.lambda_mse) + "/" + std::to_string(cfg.lambda_jal) +
         " width " + std::to_string(spec.max_width()) + " N " + std::to_string(N) +
@@ -241,8 +246,20 @@ TEST(CudaMlpForward, MatchesCpuSmall) {
   for (Activation a :
        {Activation::tanh, Activation::silu, Activation::softplus, Activation::relu}) {
     for (bool residual : {true, false}) {
-      check_forward<double>(make_spec(a, residual, kSmall), {1, 7, 300, 4096}, 3);
-      check_forward<float>(make_spec(a, residual, kSmall), {1, 7, 300, 4096}, 3);
+      for (MlpKernels k : {MlpKernels::fused, MlpKernels::gemm}) {
+        check_forward<double>(make_spec(a, residual, kSmall), {1, 7, 300, 4096}, 3, k);
+        check_forward<float>(make_spec(a, residual, kSmall), {1, 7, 300, 4096}, 3, k);
+      }
+    }
+  }
+}
+
+TEST(CudaMlpForward, MatchesCpuMid) {
+  if (phydream::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device visible";
+  for (Activation a : {Activation::tanh, Activation::silu}) {
+    for (MlpKernels k : {MlpKernels::automatic, MlpKernels::gemm}) {
+      check_forward<double>(make_spec(a, true, kMid), {1, 300, 4096}, 4, k);
+      check_forward<float>(make_spec(a, true, kMid), {1, 300, 4096}, 4, k);
     }
   }
 }
@@ -258,8 +275,10 @@ TEST(CudaMlpForward, MatchesCpuWide) {
 
 TEST(CudaMlpForward, MatchesCpuLinearNetwork) {
   if (phydream::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device visible";
-  check_forward<double>(make_spec(Activation::tanh, true, {}), {1, 7, 300}, 9);
-  check_forward<float>(make_spec(Activation::tanh, false, {}), {1, 7, 300}, 9);
+  for (MlpKernels k : {MlpKernels::fused, MlpKernels::gemm}) {
+    check_forward<double>(make_spec(Activation::tanh, true, {}), {1, 7, 300}, 9, k);
+    check_forward<float>(make_spec(Activation::tanh, false, {}), {1, 7, 300}, 9, k);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -272,11 +291,52 @@ TEST_P(CudaMlpLoss, MatchesCpuSmall) {
   const MlpSpec spec = make_spec(std::get<0>(GetParam()), std::get<3>(GetParam()) != 1, kSmall);
   const LossConfig cfg = case_config(GetParam(), spec);
   // sizes out of order: the workspace grows, shrinks in use, and grows again
-  check_loss<double>(spec, cfg, {300, 7, 4096, 1}, 11);
-  check_loss<float>(spec, cfg, {300, 7, 4096, 1}, 11);
+  for (MlpKernels k : {MlpKernels::fused, MlpKernels::gemm}) {
+    check_loss<double>(spec, cfg, {300, 7, 4096, 1}, 11, k);
+    check_loss<float>(spec, cfg, {300, 7, 4096, 1}, 11, k);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(AllLosses, CudaMlpLoss, all_loss_cases({0, 1, 2}), loss_case_name);
+
+// 64-wide, 3 hidden layers: the fused kernels' largest automatic case (tiles of a few samples,
+// many tiles per block), against the CPU and so against the GEMM kernels
+TEST(CudaMlpLossMid, FusedAndGemmMatchCpu) {
+  if (phydream::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device visible";
+  const std::vector<LossCase> cases = {
+      {Activation::tanh, JalMetric::mse, JacScaling::none, 0},
+      {Activation::silu, JalMetric::mse, JacScaling::minmax, 0},
+      {Activation::softplus, JalMetric::l1, JacScaling::std, 1},
+      {Activation::tanh, JalMetric::mse, JacScaling::none, 2},
+  };
+  for (const LossCase& c : cases) {
+    const MlpSpec spec = make_spec(std::get<0>(c), std::get<3>(c) != 1, kMid);
+    const LossConfig cfg = case_config(c, spec);
+    for (MlpKernels k : {MlpKernels::automatic, MlpKernels::gemm}) {
+      check_loss<double>(spec, cfg, {7, 4096, 1}, 19, k);
+      check_loss<float>(spec, cfg, {7, 4096, 1}, 19, k);
+    }
+  }
+}
+
+TEST(CudaMlpKernels, AutomaticChoiceAndRefusals) {
+  if (phydream::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device visible";
+  TestStream stream;
+  const MlpSpec small = make_spec(Activation::tanh, true, kSmall);
+  const MlpSpec wide = make_spec(Activation::tanh, true, kWide);
+  const MlpSpec deep = make_spec(Activation::tanh, true, std::vector<int>(9, 8));
+  const LossConfig cfg = loss_config(1, 1, JalMetric::mse, JacScaling::none, small);
+  auto engine = [&](const MlpSpec& spec, MlpKernels k) {
+    return training::make_mlp_engine<float>(Backend::cuda, spec, cfg, stream.get(), k);
+  };
+  EXPECT_STREQ(engine(small, MlpKernels::automatic)->kernels(), "fused");
+  EXPECT_STREQ(engine(wide, MlpKernels::automatic)->kernels(), "gemm");
+  EXPECT_STREQ(engine(deep, MlpKernels::automatic)->kernels(), "gemm");
+  EXPECT_STREQ(engine(small, MlpKernels::gemm)->kernels(), "gemm");
+  // two 256 x 256 float layers need more than any device's shared memory per block
+  EXPECT_THROW(engine(wide, MlpKernels::fused), InputError);
+  EXPECT_THROW(engine(deep, MlpKernels::fused), InputError);
+}
 
 // 256-wide hidden layers: cuBLAS's tiled paths, long reductions; a few losses per activation
 class CudaMlpLossWide : public ::testing::TestWithParam<Activation> {};
@@ -311,24 +371,29 @@ TEST(CudaMlpLossLinear, MatchesCpu) {
   for (JacScaling s : {JacScaling::none, JacScaling::minmax, JacScaling::zscore}) {
     const MlpSpec spec = make_spec(Activation::tanh, true, {});
     const LossConfig cfg = loss_config(0.7, 1.3, JalMetric::mse, s, spec);
-    check_loss<double>(spec, cfg, {1, 7, 300}, 17);
-    check_loss<float>(spec, cfg, {1, 7, 300}, 17);
+    for (MlpKernels k : {MlpKernels::fused, MlpKernels::gemm}) {
+      check_loss<double>(spec, cfg, {1, 7, 300}, 17, k);
+      check_loss<float>(spec, cfg, {1, 7, 300}, 17, k);
+    }
   }
 }
 
 TEST(CudaMlpLossEdges, EmptyBatchZeroesGradAndTerms) {
   if (phydream::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device visible";
-  TestStream stream;
-  const MlpSpec spec = make_spec(Activation::tanh, true, kSmall);
-  const LossConfig cfg = loss_config(1, 1, JalMetric::mse, JacScaling::none, spec);
-  auto gpu = training::make_mlp_engine<double>(Backend::cuda, spec, cfg, stream.get());
-  const auto theta = random_theta(spec, 1);
-  Buffer<double> dtheta = on_device(theta, stream.get());
-  Buffer<double> dgrad = on_device(std::vector<double>(theta.size(), 5.0), stream.get());
-  Buffer<double> dterms = on_device(std::vector<double>(3, 5.0), stream.get());
-  gpu->loss_and_grad(0, dtheta.data(), nullptr, nullptr, nullptr, dgrad.data(), dterms.data());
-  for (double g : dgrad.to_vector()) EXPECT_EQ(g, 0.0);
-  for (double t : dterms.to_vector()) EXPECT_EQ(t, 0.0);
+  for (MlpKernels k : {MlpKernels::fused, MlpKernels::gemm}) {
+    TestStream stream;
+    const MlpSpec spec = make_spec(Activation::tanh, true, kSmall);
+    const LossConfig cfg = loss_config(1, 1, JalMetric::mse, JacScaling::none, spec);
+    auto gpu = training::make_mlp_engine<double>(Backend::cuda, spec, cfg, stream.get(), k);
+    const auto theta = random_theta(spec, 1);
+    Buffer<double> dtheta = on_device(theta, stream.get());
+    Buffer<double> dgrad = on_device(std::vector<double>(theta.size(), 5.0), stream.get());
+    Buffer<double> dterms = on_device(std::vector<double>(3, 5.0), stream.get());
+    gpu->loss_and_grad(0, dtheta.data(), nullptr, nullptr, nullptr, dgrad.data(),
+                       dterms.data());
+    for (double g : dgrad.to_vector()) EXPECT_EQ(g, 0.0) << gpu->kernels();
+    for (double t : dterms.to_vector()) EXPECT_EQ(t, 0.0) << gpu->kernels();
+  }
 }
 
 TEST(CudaMlpLossEdges, JalWithoutTargetJacobianThrows) {

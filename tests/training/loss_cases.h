@@ -28,6 +28,17 @@ inline training::MlpSpec make_spec(training::Activation act, bool residual,
   return s;
 }
 
+/// Glorot weights, then every parameter (biases included) moved by up to `spread`, so the
+/// biases matter.
+inline std::vector<double> random_theta(const training::MlpSpec& spec, std::uint64_t seed,
+                                        double spread = 0.1) {
+  std::vector<double> theta = training::init_params<double>(spec, seed);
+  std::mt19937_64 rng(seed + 1000);
+  std::uniform_real_distribution<double> dist(-spread, spread);
+  for (double& t : theta) t += dist(rng);
+  return theta;
+}
+
 struct Batch {
   std::int64_t N = 0;
   std::vector<double> inputs, targets, target_jac;

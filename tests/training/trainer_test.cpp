@@ -50,6 +50,7 @@ TEST(TrainConfig, DefaultsFromTheEnvironment) {
   EXPECT_EQ(c.sampling.state_low, find_env("double_pendulum").state_low);
   EXPECT_EQ(c.model.hidden, (std::vector<int>{64, 64}));
   EXPECT_EQ(c.train.dtype, "f32");
+  EXPECT_EQ(c.train.kernels, training::MlpKernels::automatic);
   // the JSON form parses back to the same config
   const TrainConfig again = training::parse_train_config(training::to_json(c), "again");
   EXPECT_EQ(training::to_json(again), training::to_json(c));
@@ -81,9 +82,25 @@ TEST(TrainConfig, BadConfigsNameTheKey) {
   j["env"] = "triple_pendulum";
   EXPECT_NE(error_of(j).find("unknown environment"), std::string::npos);
   j = small_config();
+  j["train"]["kernels"] = "tensor";
+  EXPECT_NE(error_of(j).find("'train.kernels' must be \"auto\", \"fused\" or \"gemm\""),
+            std::string::npos)
+      << error_of(j);
+  j = small_config();
   j["loss"] = {{"lambda_mse", 0.0}, {"lambda_jal", 0.0}};
   EXPECT_NE(error_of(j).find("not both 0"), std::string::npos);
   EXPECT_THROW(training::load_train_config("/nonexistent/cfg.json"), InputError);
+}
+
+TEST(TrainConfig, KernelChoiceRoundTrips) {
+  for (const char* k : {"auto", "fused", "gemm"}) {
+    json j = small_config();
+    j["train"]["kernels"] = k;
+    const TrainConfig c = training::parse_train_config(j, "cfg.json");
+    EXPECT_STREQ(training::mlp_kernels_name(c.train.kernels), k);
+    EXPECT_EQ(training::to_json(c)["train"]["kernels"], k);
+  }
+  EXPECT_THROW(training::parse_mlp_kernels("cublas"), InputError);
 }
 
 TEST(TrainConfig, MergeAppliesVariantsOnTheBase) {
@@ -180,7 +197,9 @@ TEST(Trainer, TrainingLowersTheLoss) {
     j["train"]["steps"] = 300;
     const TrainConfig c = training::parse_train_config(j, "cfg");
     Trainer<float> t(c, Backend::cpu);
+    EXPECT_STREQ(t.mlp_kernels(), "none");
     t.initialise();
+    EXPECT_STREQ(t.mlp_kernels(), "eigen");  // the CPU backend's whatever train.kernels says
     const auto logs = train(t, 300);
     ASSERT_EQ(logs.size(), 30u);
     EXPECT_EQ(logs.back().step, 300);
