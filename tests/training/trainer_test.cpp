@@ -103,6 +103,30 @@ TEST(TrainConfig, KernelChoiceRoundTrips) {
   EXPECT_THROW(training::parse_mlp_kernels("cublas"), InputError);
 }
 
+// every experiment the project ships parses: each variant patched onto its base is a valid
+// training config (model files resolved against assets/experiments/)
+TEST(TrainConfig, ShippedExperimentsAreValid) {
+  const fs::path dir = fs::path(PHYDREAM_SOURCE_DIR) / "assets" / "experiments";
+  int files = 0;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (entry.path().extension() != ".json") continue;
+    ++files;
+    const std::string name = entry.path().filename().string();
+    std::ifstream in(entry.path());
+    const json e = json::parse(in);
+    ASSERT_TRUE(e.contains("base") && e.contains("variants") && e.contains("seeds")) << name;
+    EXPECT_EQ(e.value("name", ""), entry.path().stem().string()) << name;
+    EXPECT_FALSE(e.value("description", "").empty()) << name;
+    EXPECT_FALSE(e["seeds"].empty()) << name;
+    for (const auto& [variant, patch] : e["variants"].items()) {
+      EXPECT_NO_THROW(training::parse_train_config(training::merge_json(e["base"], patch),
+                                                   name + " " + variant, dir.string()))
+          << name << " " << variant;
+    }
+  }
+  EXPECT_GE(files, 10);
+}
+
 TEST(TrainConfig, MergeAppliesVariantsOnTheBase) {
   const json base = small_config();
   const json merged = training::merge_json(base, json{{"loss", {{"lambda_jal", 0.0}}}});
