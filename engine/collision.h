@@ -1,8 +1,9 @@
 // Narrow-phase collision detection between primitive geoms, as MuJoCo 2.2.2 computes it, with
-// hand-written forward (JVP) and reverse (VJP) derivatives.
+// forward (JVP) and reverse (VJP) derivatives.
 //
-// What is reproduced (MuJoCo 2.2.2, engine_collision_primitive.c, engine_collision_driver.c and
-// mju_makeFrame in engine_util_spatial.c), so that contacts equal MuJoCo's to rounding:
+// What is reproduced (MuJoCo 2.2.2, engine_collision_primitive.c, engine_collision_box.c,
+// engine_collision_driver.c and mju_makeFrame in engine_util_spatial.c), so that contacts equal
+// MuJoCo's to rounding:
 //   - geoms are ordered so that type1 <= type2 (mj_collideGeoms swaps them); the normal, the
 //     first row of the contact frame, points from geom1 to geom2
 //   - dist is the signed distance between the surfaces (negative in penetration); a contact is
@@ -22,9 +23,15 @@
 //     each against its nearest point on the other segment, up to 2 contacts (which may repeat);
 //     plane-box: the corners of the box's lower half within the margin, in corner order
 //     i = 0..7 (bit k of i chooses +size[k]), the first 4 kept
-// MuJoCo's bounding-sphere prefilters in mj_collideGeoms are conservative and not repeated here.
+//   - sphere-box, capsule-box, box-box: engine/collision_box.h (up to 1, 2 and 8 contacts),
+//     after MuJoCo's bounding-sphere test (centre distance against the bounding radii plus the
+//     margin); of box-box's contacts, one at the same position as a later one is dropped, as
+//     mj_collideGeoms does. MuJoCo keeps every box-box contact (up to 24 in degenerate poses);
+//     here the first 8 are kept
+// MuJoCo's bounding-sphere prefilters are conservative for the other pairs and not repeated.
 // Supported pairs: plane-sphere, plane-capsule, plane-box, sphere-sphere, sphere-capsule,
-// capsule-capsule. Planes are infinite (the plane's size is ignored, as in MuJoCo).
+// sphere-box, capsule-capsule, capsule-box, box-box. Planes are infinite (the plane's size is
+// ignored, as in MuJoCo).
 //
 // Inputs per geom: pos (3) world position, mat (9) row-major orientation whose columns are the
 // geom's axes in world coordinates (MuJoCo's geom_xpos, geom_xmat), size (3) as in
@@ -35,7 +42,11 @@
 // used) is decided by the primal values and held fixed. A mat tangent is any 9-vector: the code
 // differentiates through the matrix entries it reads and does not assume a rotation's tangent.
 // At coincident sphere centres the distance is not differentiable; its derivative along the
-// chosen normal, n . (dc2 - dc1), is used.
+// chosen normal, n . (dc2 - dc1), is used. The pairs without a box have derivatives written by
+// hand below; the box pairs run engine/collision_box.h on dual numbers (engine/dual.h), the JVP
+// in one pass with the tangents' lanes, the VJP in passes of kBoxVjpLanes input directions
+// contracted with the cotangents: the same numbers a hand-written tangent of that code would
+// give, along the primal's branch.
 //
 // Everything per environment is PHYDREAM_HD, templated on the scalar S and the tangent type T
 // (S, or Vec<S, K> for K directions at once; engine/small_vec.h), with fixed-size storage only.
@@ -48,7 +59,9 @@
 #include <string>
 #include <vector>
 
+#include "engine/collision_box.h"
 #include "engine/core.h"
+#include "engine/dual.h"
 #include "engine/model.h"
 #include "engine/small_vec.h"
 
@@ -71,8 +84,23 @@ struct ContactTangent {
   T frame[9];
 };
 
-/// Most contacts any supported pair produces.
-constexpr int kMaxContactsPerPair = 4;
+/// Tangents (or cotangents) of contacts in the caller's storage: an array of ContactTangent, or
+/// the structure-of-arrays con_dist (n), con_pos (n x 3), con_frame (n x 9) of a Data.
+template <class T>
+struct ContactTangentRef {
+  ContactTangent<T>* aos;  // the array form, or null
+  T* dist;                 // the arrays' form
+  T* pos;
+  T* frame;
+  PHYDREAM_HD static ContactTangentRef of(ContactTangent<T>* a) { return {a, nullptr, nullptr, nullptr}; }
+  PHYDREAM_HD static ContactTangentRef arrays(T* d, T* p, T* f) { return {nullptr, d, p, f}; }
+  PHYDREAM_HD T& dist_of(int i) const { return aos != nullptr ? aos[i].dist : dist[i]; }
+  PHYDREAM_HD T* pos_of(int i) const { return aos != nullptr ? aos[i].pos : pos + 3 * i; }      // (3)
+  PHYDREAM_HD T* frame_of(int i) const { return aos != nullptr ? aos[i].frame : frame + 9 * i; }  // (9)
+};
+
+/// Most contacts any supported pair produces (box-box).
+constexpr int kMaxContactsPerPair = 8;
 
 /// Whether collide_geoms handles the pair (types ordered type1 <= type2, GeomType values).
 PHYDREAM_HD constexpr bool collision_supported(int type1, int type2) {
@@ -81,8 +109,8 @@ PHYDREAM_HD constexpr bool collision_supported(int type1, int type2) {
   constexpr int capsule = static_cast<int>(GeomType::capsule);
   constexpr int box = static_cast<int>(GeomType::box);
   return (type1 == plane && (type2 == sphere || type2 == capsule || type2 == box)) ||
-         (type1 == sphere && (type2 == sphere || type2 == capsule)) ||
-         (type1 == capsule && type2 == capsule);
+         (type1 == sphere && (type2 == sphere || type2 == capsule || type2 == box)) ||
+         (type1 == capsule && (type2 == capsule || type2 == box)) || (type1 == box && type2 == box);
 }
 
 /// Most contacts collide_geoms emits for the pair (types ordered type1 <= type2); 0 if the pair
@@ -92,9 +120,10 @@ PHYDREAM_HD constexpr int max_contacts(int type1, int type2) {
   constexpr int capsule = static_cast<int>(GeomType::capsule);
   constexpr int box = static_cast<int>(GeomType::box);
   if (!collision_supported(type1, type2)) return 0;
+  if (type1 == box && type2 == box) return kMaxContactsPerPair;
   if (type1 == plane && type2 == box) return 4;
   if (type1 == plane && type2 == capsule) return 2;
-  if (type1 == capsule && type2 == capsule) return 2;
+  if (type1 == capsule && (type2 == capsule || type2 == box)) return 2;
   return 1;
 }
 
@@ -328,7 +357,9 @@ struct ContactAux {
   S s1, s2;        // the "other" parameter s of a kSegOther parameter
   int kind1, kind2;
   int degenerate;  // sphere-sphere normal: 0 centre difference, 1 axes cross product, 2 (1,0,0)
-  int corner;      // plane-box: corner index; plane-capsule: +1 or -1, the segment end
+  int corner;      // plane-box: corner index; plane-capsule: +1 or -1, the segment end; box
+                   // pairs: the contact's index among those collision_box.h emitted
+  unsigned branch; // box pairs: collision_box.h's code of the discrete choices (0 otherwise)
 };
 
 // aux of a plane contact: no segment parameters; corner (plane-box) or end (plane-capsule)
@@ -338,6 +369,7 @@ PHYDREAM_HD void aux_plane(ContactAux<S>* aux, int corner) {
   aux->kind1 = aux->kind2 = kSegFixed;
   aux->degenerate = 0;
   aux->corner = corner;
+  aux->branch = 0;
 }
 
 // the sphere-sphere test between centres c1, c2 (radii r1, r2); z1, z2 are the geoms' third
@@ -353,6 +385,7 @@ PHYDREAM_HD int sphere_sphere_raw(const S* c1, const S* z1, S r1, const S* c2, c
   for (int k = 0; k < 3; ++k) n[k] = c2[k] - c1[k];
   aux->degenerate = 0;
   aux->corner = 0;
+  aux->branch = 0;
   if (normalize3(n) < min_val<S>()) {
     // coincident centres: the normal is perpendicular to both axes
     cross3(n, z1, z2);
@@ -579,6 +612,101 @@ PHYDREAM_HD int capsule_capsule_raw(const S* pos1, const S* mat1, const S* size1
   return cnt;
 }
 
+// =============================================================================================
+// box pairs (engine/collision_box.h): sphere-box, capsule-box, box-box
+
+PHYDREAM_HD constexpr bool box_pair(int type1, int type2) {
+  return type2 == kBox && (type1 == kSphere || type1 == kCapsule || type1 == kBox);
+}
+
+// MuJoCo's geom_rbound (mjCGeom::GetRBound) of a sphere, capsule or box
+template <class S>
+PHYDREAM_HD S bounding_radius(int type, const S* size) {
+  if (type == kSphere) return size[0];
+  if (type == kCapsule) return size[0] + size[1];
+  return sqrt_(size[0] * size[0] + size[1] * size[1] + size[2] * size[2]);
+}
+
+// the pair's emitter of engine/collision_box.h on the number type R
+template <class S, class R, class Sink>
+PHYDREAM_HD int box_pair_emit(int type1, const R* pos1, const R* mat1, const S* size1, const R* pos2,
+                              const R* mat2, const S* size2, S margin, Sink& sink, unsigned* branch) {
+  if (type1 == kSphere) return box_detail::sphere_box<S>(pos1, size1[0], pos2, mat2, size2, margin, sink, branch);
+  if (type1 == kCapsule) return box_detail::capsule_box<S>(pos1, mat1, size1, pos2, mat2, size2, margin, sink, branch);
+  return box_detail::box_box<S>(pos1, mat1, size1, pos2, mat2, size2, margin, sink, branch);
+}
+
+// the positions of the emitted contacts (box-box's repeats are found from them)
+template <class S>
+struct EmittedPositions {
+  S pos[box_detail::kBoxBoxEmitMax][3];
+  int n;
+  PHYDREAM_HD void operator()(const S& /*dist*/, const S* p, const S* /*normal*/) {
+    if (n < box_detail::kBoxBoxEmitMax) {
+      for (int k = 0; k < 3; ++k) pos[n][k] = p[k];
+    }
+    ++n;
+  }
+};
+
+// the raw contacts (dist, pos, normal, a zero tangent hint) into the slots of the emitted ones
+template <class S>
+struct StoreContacts {
+  Contact<S>* con;
+  ContactAux<S>* aux;
+  const int* slot;  // emitted contact e goes to con[slot[e]] (dropped when < 0); null: con[e]
+  int ne;           // emitted so far
+  PHYDREAM_HD void operator()(const S& dist, const S* p, const S* normal) {
+    const int e = ne++;
+    const int i = slot == nullptr ? e : e < box_detail::kBoxBoxEmitMax ? slot[e] : -1;
+    if (i < 0) return;
+    con[i].dist = dist;
+    for (int k = 0; k < 3; ++k) {
+      con[i].pos[k] = p[k];
+      con[i].frame[k] = normal[k];
+      con[i].frame[3 + k] = S(0);
+    }
+    aux_plane(aux + i, e);
+  }
+};
+
+// the contacts of a box pair, as collide_raw's: aux.corner the emitted index, aux.branch the code
+template <class S>
+PHYDREAM_HD int box_pair_raw(int type1, const S* pos1, const S* mat1, const S* size1, const S* pos2,
+                             const S* mat2, const S* size2, S margin, Contact<S>* con, ContactAux<S>* aux) {
+  // mj_collideGeoms' bounding-sphere test (it can decide for box-box with a margin)
+  const S dif[3] = {pos1[0] - pos2[0], pos1[1] - pos2[1], pos1[2] - pos2[2]};
+  const S cdist = sqrt_(dif[0] * dif[0] + dif[1] * dif[1] + dif[2] * dif[2]);
+  if (cdist > (bounding_radius(type1, size1) + bounding_radius(kBox, size2)) + margin) return 0;
+  unsigned branch = 0;
+  int n = 0;
+  if (type1 == kBox) {
+    // of contacts at the same position only the last stays (mj_collideGeoms); the first
+    // kMaxContactsPerPair of those are kept
+    EmittedPositions<S> emitted;
+    emitted.n = 0;
+    box_detail::box_box<S>(pos1, mat1, size1, pos2, mat2, size2, margin, emitted, &branch);
+    int slot[box_detail::kBoxBoxEmitMax];
+    const int ne = emitted.n < box_detail::kBoxBoxEmitMax ? emitted.n : box_detail::kBoxBoxEmitMax;
+    for (int e = 0; e < ne; ++e) {
+      bool repeated = false;
+      for (int f = e + 1; f < ne && !repeated; ++f) {
+        repeated = emitted.pos[e][0] == emitted.pos[f][0] && emitted.pos[e][1] == emitted.pos[f][1] &&
+                   emitted.pos[e][2] == emitted.pos[f][2];
+      }
+      slot[e] = !repeated && n < kMaxContactsPerPair ? n++ : -1;
+    }
+    StoreContacts<S> store{con, aux, slot, 0};
+    branch = 0;
+    box_detail::box_box<S>(pos1, mat1, size1, pos2, mat2, size2, margin, store, &branch);
+  } else {
+    StoreContacts<S> store{con, aux, nullptr, 0};
+    n = box_pair_emit<S>(type1, pos1, mat1, size1, pos2, mat2, size2, margin, store, &branch);
+  }
+  for (int i = 0; i < n; ++i) aux[i].branch = branch;
+  return n;
+}
+
 // every supported pair: raw contacts (frame rows 0 and 1 set) and their aux; 0 if unsupported
 template <class S>
 PHYDREAM_HD int collide_raw(int type1, int type2, const S* pos1, const S* mat1, const S* size1,
@@ -620,6 +748,9 @@ PHYDREAM_HD int collide_raw(int type1, int type2, const S* pos1, const S* mat1, 
   }
   if (type1 == kCapsule && type2 == kCapsule) {
     return capsule_capsule_raw(pos1, mat1, size1, pos2, mat2, size2, margin, con, aux);
+  }
+  if (box_pair(type1, type2)) {
+    return box_pair_raw(type1, pos1, mat1, size1, pos2, mat2, size2, margin, con, aux);
   }
   return 0;
 }
@@ -1004,6 +1135,141 @@ PHYDREAM_HD void raw_vjp(int type1, int type2, const S* pos1, const S* mat1, con
   }
 }
 
+
+// box pairs: engine/collision_box.h on dual numbers, along the primal's branch; contact i of
+// collide_raw is the one emitted as aux[i].corner
+
+/// Input directions per reverse-mode pass of a box pair (24 inputs: pos1, mat1, pos2, mat2).
+constexpr int kBoxVjpLanes = 6;
+
+// the final slot of emitted contact e, or -1
+template <class S>
+PHYDREAM_HD int box_slot(const ContactAux<S>* aux, int n, int e) {
+  for (int i = 0; i < n; ++i) {
+    if (aux[i].corner == e) return i;
+  }
+  return -1;
+}
+
+// dual inputs: value and the tangent's lanes, or the unit seeds of inputs [j0, j0 + K) of the 24
+template <class S, int K, class T>
+PHYDREAM_HD void dual_inputs(const S* x, const T* dx, int nx, Dual<S, K>* out) {
+  for (int k = 0; k < nx; ++k) out[k] = Dual<S, K>(x[k], as_lanes(dx[k]));
+}
+template <class S, int K>
+PHYDREAM_HD void seeded_inputs(const S* x, int nx, int first, int j0, Dual<S, K>* out) {
+  for (int k = 0; k < nx; ++k) {
+    out[k] = Dual<S, K>(x[k]);
+    const int lane = first + k - j0;
+    if (lane >= 0 && lane < K) out[k].d[lane] = S(1);
+  }
+}
+
+template <class S, class T>
+struct BoxJvpSink {
+  static constexpr int L = TangentTraits<T>::lanes;
+  using R = Dual<S, L>;
+  const Contact<S>* con;  // the raw contacts (frames before make_frame)
+  const ContactAux<S>* aux;
+  int n;
+  ContactTangentRef<T> dout;
+  int ne;
+  PHYDREAM_HD void operator()(const R& dist, const R* p, const R* normal) {
+    const int i = box_slot(aux, n, ne++);
+    if (i < 0) return;
+    T dn[3], dy[3];
+    for (int k = 0; k < 3; ++k) {
+      from_lanes(normal[k].d, dn[k]);
+      from_lanes(p[k].d, dout.pos_of(i)[k]);
+      dy[k] = tangent_zero<T>();
+    }
+    from_lanes(dist.d, dout.dist_of(i));
+    FrameTape<S> tape;
+    make_frame_tape(con[i].frame, tape);
+    make_frame_jvp(tape, dn, dy, dout.frame_of(i));
+  }
+};
+
+template <class S, class T>
+PHYDREAM_HD void box_pair_jvp(int type1, const S* pos1, const S* mat1, const S* size1, const S* pos2,
+                              const S* mat2, const S* size2, S margin, const Contact<S>* con,
+                              const ContactAux<S>* aux, int n, const T* dpos1, const T* dmat1, const T* dpos2,
+                              const T* dmat2, ContactTangentRef<T> dout) {
+  using R = typename BoxJvpSink<S, T>::R;
+  // a contact the dual pass does not reach (a device's contracted arithmetic deciding a near
+  // tie otherwise) keeps zero tangents
+  for (int i = 0; i < n; ++i) {
+    dout.dist_of(i) = tangent_zero<T>();
+    for (int k = 0; k < 3; ++k) dout.pos_of(i)[k] = tangent_zero<T>();
+    for (int k = 0; k < 9; ++k) dout.frame_of(i)[k] = tangent_zero<T>();
+  }
+  R p1[3], m1[9], p2[3], m2[9];
+  dual_inputs(pos1, dpos1, 3, p1);
+  dual_inputs(mat1, dmat1, 9, m1);
+  dual_inputs(pos2, dpos2, 3, p2);
+  dual_inputs(mat2, dmat2, 9, m2);
+  BoxJvpSink<S, T> sink{con, aux, n, dout, 0};
+  unsigned branch = 0;
+  box_pair_emit<S>(type1, p1, m1, size1, p2, m2, size2, margin, sink, &branch);
+}
+
+template <class S, class T>
+struct BoxVjpSink {
+  using R = Dual<S, kBoxVjpLanes>;
+  const Contact<S>* con;
+  const ContactAux<S>* aux;
+  int n;
+  ContactTangentRef<T> adj;
+  int j0;   // the pass's first input
+  T* grad;  // (24) cotangents of pos1, mat1, pos2, mat2, accumulated
+  int ne;
+  PHYDREAM_HD void operator()(const R& dist, const R* p, const R* normal) {
+    const int i = box_slot(aux, n, ne++);
+    if (i < 0) return;
+    // the raw contact's cotangent: the frame's through make_frame (the hint is a constant)
+    FrameTape<S> tape;
+    make_frame_tape(con[i].frame, tape);
+    T gn[3], gy[3];
+    zero3(gn);
+    zero3(gy);
+    make_frame_vjp(tape, adj.frame_of(i), gn, gy);
+    const T gd = adj.dist_of(i);
+    const T* gp = adj.pos_of(i);
+    for (int l = 0; l < kBoxVjpLanes && j0 + l < 24; ++l) {
+      T g = gd * dist.d[l];
+      for (int k = 0; k < 3; ++k) g += gp[k] * p[k].d[l] + gn[k] * normal[k].d[l];
+      grad[j0 + l] += g;
+    }
+  }
+};
+
+template <class S, class T>
+PHYDREAM_HD void box_pair_vjp(int type1, const S* pos1, const S* mat1, const S* size1, const S* pos2,
+                              const S* mat2, const S* size2, S margin, const Contact<S>* con,
+                              const ContactAux<S>* aux, int n, ContactTangentRef<T> adj, T* gpos1, T* gmat1,
+                              T* gpos2, T* gmat2) {
+  using R = Dual<S, kBoxVjpLanes>;
+  T grad[24];
+  for (T& g : grad) g = tangent_zero<T>();
+  for (int j0 = 0; j0 < 24; j0 += kBoxVjpLanes) {
+    R p1[3], m1[9], p2[3], m2[9];
+    seeded_inputs(pos1, 3, 0, j0, p1);
+    seeded_inputs(mat1, 9, 3, j0, m1);
+    seeded_inputs(pos2, 3, 12, j0, p2);
+    seeded_inputs(mat2, 9, 15, j0, m2);
+    BoxVjpSink<S, T> sink{con, aux, n, adj, j0, grad, 0};
+    unsigned branch = 0;
+    box_pair_emit<S>(type1, p1, m1, size1, p2, m2, size2, margin, sink, &branch);
+  }
+  for (int k = 0; k < 3; ++k) {
+    gpos1[k] += grad[k];
+    gpos2[k] += grad[12 + k];
+  }
+  for (int k = 0; k < 9; ++k) {
+    gmat1[k] += grad[3 + k];
+    gmat2[k] += grad[15 + k];
+  }
+}
 }  // namespace collision_detail
 
 // =============================================================================================
@@ -1036,51 +1302,82 @@ template <class S, class T>
 PHYDREAM_HD int collide_geoms_jvp(int type1, int type2, const S* pos1, const S* mat1,
                                   const S* size1, const S* pos2, const S* mat2, const S* size2,
                                   S margin, const T* dpos1, const T* dmat1, const T* dpos2,
-                                  const T* dmat2, Contact<S>* out, ContactTangent<T>* dout,
+                                  const T* dmat2, Contact<S>* out, ContactTangentRef<T> dout,
                                   int geom1 = -1, int geom2 = -1) {
   using namespace collision_detail;
   ContactAux<S> aux[kMaxContactsPerPair];
   const int n = collide_raw(type1, type2, pos1, mat1, size1, pos2, mat2, size2, margin, out, aux);
+  if (box_pair(type1, type2)) {
+    box_pair_jvp(type1, pos1, mat1, size1, pos2, mat2, size2, margin, out, aux, n, dpos1, dmat1, dpos2, dmat2,
+                 dout);
+  } else {
+    for (int i = 0; i < n; ++i) {
+      RawTangent<T> raw;
+      raw_jvp(type1, type2, pos1, mat1, size1, pos2, mat2, size2, out[i], aux[i], dpos1, dmat1, dpos2, dmat2,
+              raw);
+      FrameTape<S> tape;
+      make_frame_tape(out[i].frame, tape);
+      make_frame_jvp(tape, raw.n, raw.y, dout.frame_of(i));
+      dout.dist_of(i) = raw.dist;
+      for (int k = 0; k < 3; ++k) dout.pos_of(i)[k] = raw.pos[k];
+    }
+  }
   for (int i = 0; i < n; ++i) {
-    RawTangent<T> raw;
-    raw_jvp(type1, type2, pos1, mat1, size1, pos2, mat2, size2, out[i], aux[i], dpos1, dmat1,
-            dpos2, dmat2, raw);
-    FrameTape<S> tape;
-    make_frame_tape(out[i].frame, tape);
-    make_frame_jvp(tape, raw.n, raw.y, dout[i].frame);
-    dout[i].dist = raw.dist;
-    for (int k = 0; k < 3; ++k) dout[i].pos[k] = raw.pos[k];
     make_frame(out[i].frame);
     out[i].geom1 = geom1;
     out[i].geom2 = geom2;
   }
   return n;
 }
+template <class S, class T>
+PHYDREAM_HD int collide_geoms_jvp(int type1, int type2, const S* pos1, const S* mat1,
+                                  const S* size1, const S* pos2, const S* mat2, const S* size2,
+                                  S margin, const T* dpos1, const T* dmat1, const T* dpos2,
+                                  const T* dmat2, Contact<S>* out, ContactTangent<T>* dout,
+                                  int geom1 = -1, int geom2 = -1) {
+  return collide_geoms_jvp<S, T>(type1, type2, pos1, mat1, size1, pos2, mat2, size2, margin, dpos1, dmat1,
+                                 dpos2, dmat2, out, ContactTangentRef<T>::of(dout), geom1, geom2);
+}
 
 /// Reverse mode: given the cotangents adj_contact[0, n) of the n contacts collide_geoms emits
-/// for these inputs (dist, pos, frame), accumulates (+=) their pull-back into adj_pos1 (3),
-/// adj_mat1 (9), adj_pos2 (3), adj_mat2 (9). Returns n. T is S or Vec<S, K>.
+/// for these inputs (dist, pos, frame; read only), accumulates (+=) their pull-back into
+/// adj_pos1 (3), adj_mat1 (9), adj_pos2 (3), adj_mat2 (9). Returns n. T is S or Vec<S, K>.
 template <class S, class T>
 PHYDREAM_HD int collide_geoms_vjp(int type1, int type2, const S* pos1, const S* mat1,
                                   const S* size1, const S* pos2, const S* mat2, const S* size2,
-                                  S margin, const ContactTangent<T>* adj_contact, T* adj_pos1,
+                                  S margin, ContactTangentRef<T> adj_contact, T* adj_pos1,
                                   T* adj_mat1, T* adj_pos2, T* adj_mat2) {
   using namespace collision_detail;
   Contact<S> con[kMaxContactsPerPair];
   ContactAux<S> aux[kMaxContactsPerPair];
   const int n = collide_raw(type1, type2, pos1, mat1, size1, pos2, mat2, size2, margin, con, aux);
+  if (box_pair(type1, type2)) {
+    box_pair_vjp(type1, pos1, mat1, size1, pos2, mat2, size2, margin, con, aux, n, adj_contact, adj_pos1,
+                 adj_mat1, adj_pos2, adj_mat2);
+    return n;
+  }
   for (int i = 0; i < n; ++i) {
     FrameTape<S> tape;
     make_frame_tape(con[i].frame, tape);
     RawTangent<T> g;
     raw_tangent_zero(g);
-    make_frame_vjp(tape, adj_contact[i].frame, g.n, g.y);
-    g.dist = adj_contact[i].dist;
-    for (int k = 0; k < 3; ++k) g.pos[k] = adj_contact[i].pos[k];
+    make_frame_vjp(tape, adj_contact.frame_of(i), g.n, g.y);
+    g.dist = adj_contact.dist_of(i);
+    for (int k = 0; k < 3; ++k) g.pos[k] = adj_contact.pos_of(i)[k];
     raw_vjp(type1, type2, pos1, mat1, size1, pos2, mat2, size2, con[i], aux[i], g, adj_pos1,
             adj_mat1, adj_pos2, adj_mat2);
   }
   return n;
+}
+template <class S, class T>
+PHYDREAM_HD int collide_geoms_vjp(int type1, int type2, const S* pos1, const S* mat1,
+                                  const S* size1, const S* pos2, const S* mat2, const S* size2,
+                                  S margin, const ContactTangent<T>* adj_contact, T* adj_pos1,
+                                  T* adj_mat1, T* adj_pos2, T* adj_mat2) {
+  // read only: the reference's mutable pointer is never written through
+  return collide_geoms_vjp<S, T>(type1, type2, pos1, mat1, size1, pos2, mat2, size2, margin,
+                                 ContactTangentRef<T>::of(const_cast<ContactTangent<T>*>(adj_contact)),
+                                 adj_pos1, adj_mat1, adj_pos2, adj_mat2);
 }
 
 // =============================================================================================
@@ -1183,8 +1480,8 @@ inline std::vector<std::array<int, 2>> collision_candidates(const Model& m) {
           "collision between " + geom_label(m, g1) + " (" + geom_type_name(t1) + ") and " +
           geom_label(m, g2) + " (" + geom_type_name(t2) +
           ") is not supported; supported pairs: plane-sphere, plane-capsule, plane-box, "
-          "sphere-sphere, sphere-capsule, capsule-capsule (exclude the pair with "
-          "contype/conaffinity)");
+          "sphere-sphere, sphere-capsule, sphere-box, capsule-capsule, capsule-box, box-box "
+          "(exclude the pair with contype/conaffinity)");
     }
     pairs.push_back({g1, g2});
   }

@@ -422,13 +422,6 @@ namespace detail {
 // the solver's functions take the data's scalar S and the model's MS separately (S = MS, or
 // S = Dual<MS, K> for the unrolled derivatives)
 
-/// Whether x is exactly zero, for skipping zero terms (engine/dual.h: a dual number only when
-/// its tangents are zero too, so that no skipped term carries a derivative).
-template <class S>
-PHYDREAM_HD bool exact_zero(const S& x) {
-  return x == S(0);
-}
-
 /// res = efc_J x (nefc).
 template <class S, class MS = S>
 PHYDREAM_HD void mul_jac(const ModelView<MS>& m, const Data<S>& d, int nefc, const S* x, S* res) {

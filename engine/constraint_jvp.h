@@ -98,18 +98,14 @@ PHYDREAM_HD_STAGE void constraints_jvp(const ModelView<S>& m, const Data<S>& d, 
   {
     int n = 0;
     Contact<S> con[kMaxContactsPerPair];
-    ContactTangent<T> dcon[kMaxContactsPerPair];
     for (int c = 0; c < m.ncand; ++c) {
       const int g1 = m.cand_geom1[c], g2 = m.cand_geom2[c];
-      const int k = collide_geoms_jvp<S, T>(
+      // the tangents straight into t's contact arrays, in collision()'s order
+      n += collide_geoms_jvp<S, T>(
           m.geom_type[g1], m.geom_type[g2], d.geom_xpos + 3 * g1, d.geom_xmat + 9 * g1, m.geom_size + 3 * g1,
           d.geom_xpos + 3 * g2, d.geom_xmat + 9 * g2, m.geom_size + 3 * g2, m.cand_margin[c], t.geom_xpos + 3 * g1,
-          t.geom_xmat + 9 * g1, t.geom_xpos + 3 * g2, t.geom_xmat + 9 * g2, con, dcon);
-      for (int i = 0; i < k; ++i, ++n) {
-        t.con_dist[n] = dcon[i].dist;
-        for (int j = 0; j < 3; ++j) t.con_pos[3 * n + j] = dcon[i].pos[j];
-        for (int j = 0; j < 9; ++j) t.con_frame[9 * n + j] = dcon[i].frame[j];
-      }
+          t.geom_xmat + 9 * g1, t.geom_xpos + 3 * g2, t.geom_xmat + 9 * g2, con,
+          ContactTangentRef<T>::arrays(t.con_dist + n, t.con_pos + 3 * n, t.con_frame + 9 * n));
     }
   }
 

@@ -263,7 +263,6 @@ PHYDREAM_HD_STAGE void constraints_vjp(const ModelView<S>& m, const Data<S>& d, 
   // scratch: the first two geoms' slots of a.geom_xpos and a.geom_xmat
   {
     int n = 0;
-    ContactTangent<T> gcon[kMaxContactsPerPair];
     T* gx1 = a.geom_xpos;
     T* gx2 = gx1 + 3;
     T* gm1 = a.geom_xmat;
@@ -271,18 +270,15 @@ PHYDREAM_HD_STAGE void constraints_vjp(const ModelView<S>& m, const Data<S>& d, 
     for (int c = 0; c < m.ncand && n < ncon; ++c) {
       const int g1 = m.cand_geom1[c], g2 = m.cand_geom2[c];
       int k = 0;
-      while (n + k < ncon && static_cast<int>(d.con_cand[n + k]) == c) {
-        gcon[k].dist = a.con_dist[n + k];
-        for (int j = 0; j < 3; ++j) gcon[k].pos[j] = a.con_pos[3 * (n + k) + j];
-        for (int j = 0; j < 9; ++j) gcon[k].frame[j] = a.con_frame[9 * (n + k) + j];
-        ++k;
-      }
+      while (n + k < ncon && static_cast<int>(d.con_cand[n + k]) == c) ++k;
       if (k == 0) continue;
       for (int j = 0; j < 6; ++j) gx1[j] = zero;
       for (int j = 0; j < 18; ++j) gm1[j] = zero;
       collide_geoms_vjp<S, T>(m.geom_type[g1], m.geom_type[g2], d.geom_xpos + 3 * g1, d.geom_xmat + 9 * g1,
                               m.geom_size + 3 * g1, d.geom_xpos + 3 * g2, d.geom_xmat + 9 * g2,
-                              m.geom_size + 3 * g2, m.cand_margin[c], gcon, gx1, gm1, gx2, gm2);
+                              m.geom_size + 3 * g2, m.cand_margin[c],
+                              ContactTangentRef<T>::arrays(a.con_dist + n, a.con_pos + 3 * n, a.con_frame + 9 * n),
+                              gx1, gm1, gx2, gm2);
       deposit(g1, gx1, gm1);
       deposit(g2, gx2, gm2);
       n += k;

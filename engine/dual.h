@@ -160,8 +160,15 @@ PHYDREAM_HD bool isfinite_(const Dual<S, K>& a) {
   return isfinite_(a.v);
 }
 
+/// Whether x is exactly zero, for skipping zero terms (a dual number only when its tangents are
+/// zero too, below, so that no skipped term carries a derivative).
+template <class S>
+PHYDREAM_HD bool exact_zero(const S& x) {
+  return x == S(0);
+}
+
 /// Whether a is exactly zero with zero tangents: a term with a zero value but a nonzero tangent
-/// may not be skipped (engine/constraint.h's exact_zero for Scalars).
+/// may not be skipped.
 template <class S, int K>
 PHYDREAM_HD bool exact_zero(const Dual<S, K>& a) {
   if (a.v != S(0)) return false;

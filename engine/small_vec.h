@@ -64,10 +64,12 @@ PHYDREAM_HD Vec<S, N> operator/(Vec<S, N> a, S s) {
 /// Zero of a tangent type: Scalar(0) or Vec::zero().
 template <class T>
 struct TangentTraits {
+  static constexpr int lanes = 1;  // directions a tangent carries
   PHYDREAM_HD static T zero() { return T(0); }
 };
 template <class S, int N>
 struct TangentTraits<Vec<S, N>> {
+  static constexpr int lanes = N;
   PHYDREAM_HD static Vec<S, N> zero() { return Vec<S, N>::zero(); }
 };
 template <class T>
@@ -78,5 +80,23 @@ template <class S>
 PHYDREAM_HD S& tangent_lane(S& t, int /*k*/) { return t; }
 template <class S, int N>
 PHYDREAM_HD S& tangent_lane(Vec<S, N>& t, int k) { return t[k]; }
+template <class S>
+PHYDREAM_HD S tangent_lane(const S& t, int /*k*/) { return t; }
+template <class S, int N>
+PHYDREAM_HD S tangent_lane(const Vec<S, N>& t, int k) { return t[k]; }
+
+/// A tangent as a Vec of its lanes (Vec<S, 1> for a Scalar), and back.
+template <class S>
+PHYDREAM_HD Vec<S, 1> as_lanes(const S& t) {
+  Vec<S, 1> v;
+  v[0] = t;
+  return v;
+}
+template <class S, int N>
+PHYDREAM_HD Vec<S, N> as_lanes(const Vec<S, N>& t) { return t; }
+template <class S>
+PHYDREAM_HD void from_lanes(const Vec<S, 1>& v, S& t) { t = v[0]; }
+template <class S, int N>
+PHYDREAM_HD void from_lanes(const Vec<S, N>& v, Vec<S, N>& t) { t = v; }
 
 }  // namespace phydream

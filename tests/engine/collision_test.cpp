@@ -2,11 +2,12 @@
 //
 // Always: forward-mode derivatives against central differences for every supported pair and
 // branch, reverse mode against forward mode by the adjoint identity, K-direction tangents against
-// K one-direction sweeps, a known answer, the candidate filters on a hand-checked chain, and the
+// K one-direction sweeps, known answers, the candidate filters on a hand-checked chain, and the
 // errors for unsupported pairs. With MuJoCo 2.2.2 (PHYDREAM_TEST_WITH_MUJOCO): contacts
 // (count per geom pair, dist, pos, all 9 frame entries) against mj_collision's, both for geom
-// poses written directly into mjData (random and degenerate placements) and for mj_forward on
-// random qpos, and collision_candidates against every pair MuJoCo reports.
+// poses written directly into mjData (random placements, and axis-aligned ones on a grid where
+// boxes meet face to face and box-box repeats contacts) and for mj_forward on random qpos, and
+// collision_candidates against every pair MuJoCo reports.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -152,6 +153,11 @@ std::vector<int> branch_of(const Geom& a, const Geom& b, double margin) {
                                               b.size, margin, con, aux);
   std::vector<int> key = {n};
   for (int i = 0; i < n; ++i) {
+    if (b.type == kBox && a.type != kPlane) {
+      // collision_box.h's code of its choices, and which emitted contact this is
+      key.insert(key.end(), {static_cast<int>(aux[i].branch), aux[i].corner});
+      continue;
+    }
     const bool caps = a.type != kPlane;
     key.insert(key.end(), {caps ? aux[i].kind1 : 0, caps ? aux[i].kind2 : 0,
                            caps ? int(aux[i].x1) : 0, caps ? int(aux[i].x2) : 0,
@@ -339,6 +345,78 @@ std::vector<PairCase> pair_cases() {
     cases.push_back({"capsule_capsule_intersecting", a, make_geom(kCapsule, {0.1, -0.05, 0.2}, r3, {0.05, 0.15, 0}),
                      0.0, 1, false, false});
   }
+
+  // box pairs: a box (half-sizes 0.1, 0.15, 0.2) at a generic pose, other geoms placed in its frame
+  {
+    double rb[9];
+    axis_angle_mat(0.3, 0.5, -0.2, 0.8, rb);
+    const std::array<double, 3> c = {0.05, -0.1, 0.15};
+    const Geom box = make_geom(kBox, c, rb, {0.1, 0.15, 0.2});
+    auto at = [&](double x, double y, double z) {
+      return std::array<double, 3>{c[0] + rb[0] * x + rb[1] * y + rb[2] * z, c[1] + rb[3] * x + rb[4] * y + rb[5] * z,
+                                   c[2] + rb[6] * x + rb[7] * y + rb[8] * z};
+    };
+    random_rotation(rng, r1);
+    // sphere-box: over a face, an edge and a corner (one, two, three coordinates clamped), and
+    // the centre inside the box (pushed out through the +x face, the nearest)
+    cases.push_back({"sphere_box_face", make_geom(kSphere, at(0.05, -0.03, 0.27), r1, {0.08, 0, 0}), box, 0.0, 1,
+                     false, true});
+    cases.push_back({"sphere_box_edge", make_geom(kSphere, at(0.14, 0.02, 0.24), r1, {0.08, 0, 0}), box, 0.0, 1,
+                     false, true});
+    cases.push_back({"sphere_box_corner", make_geom(kSphere, at(0.13, 0.18, 0.23), r1, {0.08, 0, 0}), box, 0.01, 1,
+                     false, true});
+    cases.push_back({"sphere_box_inside", make_geom(kSphere, at(0.06, 0.1, -0.05), r1, {0.05, 0, 0}), box, 0.0, 1,
+                     false, true});
+    // capsule-box: lying on the +z face (both ends over it: two contacts), its end against a
+    // face, crossing an edge
+    double lay[9], cap[9];
+    axis_angle_mat(0, 1, 0, M_PI / 2 - 0.05, lay);  // capsule axis nearly along the box's x
+    mat_mul(rb, lay, cap);
+    cases.push_back({"capsule_box_on_face", make_geom(kCapsule, at(0.01, 0.02, 0.225), cap, {0.03, 0.07, 0}), box,
+                     0.0, 2, false, true});
+    double up[9], cap_up[9];
+    axis_angle_mat(0.2, 0.1, 1, 0.3, up);  // axis nearly along the box's z, from above
+    mat_mul(rb, up, cap_up);
+    cases.push_back({"capsule_box_end_on_face", make_geom(kCapsule, at(0.02, -0.04, 0.3), cap_up, {0.03, 0.09, 0}),
+                     box, 0.0, -1, false, true});
+    double cross[9], cap_cross[9];
+    axis_angle_mat(1, 0, 0.3, M_PI / 2, cross);  // axis across the +y, +z edge
+    mat_mul(rb, cross, cap_cross);
+    cases.push_back({"capsule_box_across_edge", make_geom(kCapsule, at(0.02, 0.17, 0.218), cap_cross,
+                                                          {0.03, 0.12, 0}),
+                     box, 0.0, -1, false, true});
+    // box-box: a box on the +z face, turned and slightly tilted (a face of the lower box and the
+    // corners of the upper one's face), and one standing on an edge across another edge
+    double turn[9], top[9];
+    axis_angle_mat(0.05, -0.03, 1, 0.3, turn);
+    mat_mul(rb, turn, top);
+    cases.push_back({"box_box_face", box, make_geom(kBox, at(0.01, -0.02, 0.2 + 0.05 - 0.004), top, {0.06, 0.07, 0.05}),
+                     0.0, -1, false, true});
+    // edge on edge: box A turned about x so that an edge is its top, box B about y so that an
+    // edge is its bottom, crossing A's like an X, 3 mm deep; the scene then turned by rb
+    {
+      const double tx = 0.8, ty = 0.75;
+      const double sa[3] = {0.1, 0.15, 0.2}, sb[3] = {0.08, 0.09, 0.07};
+      double ra[9], rbb[9], twist[9], tmp[9];
+      axis_angle_mat(1, 0, 0, tx, ra);
+      axis_angle_mat(0, 1, 0, ty, tmp);
+      axis_angle_mat(0, 0, 1, 0.1, twist);
+      mat_mul(twist, tmp, rbb);
+      const double top = sa[1] * std::sin(tx) + sa[2] * std::cos(tx);
+      double bottom = 0;  // lowest corner of B below its centre
+      for (int i = 0; i < 8; ++i) {
+        double z = 0;
+        for (int j = 0; j < 3; ++j) z += rbb[6 + j] * ((i >> j) & 1 ? sb[j] : -sb[j]);
+        bottom = std::min(bottom, z);
+      }
+      double ma[9], mb[9];
+      mat_mul(rb, ra, ma);
+      mat_mul(rb, rbb, mb);
+      const Geom a = make_geom(kBox, c, ma, {sa[0], sa[1], sa[2]});
+      const Geom b = make_geom(kBox, at(0.01, 0.02, top - bottom - 0.003), mb, {sb[0], sb[1], sb[2]});
+      cases.push_back({"box_box_edge", a, b, 0.0, 1, false, true});
+    }
+  }
   return cases;
 }
 
@@ -401,7 +479,7 @@ TEST(Collision, CasesMakeTheirContacts) {
     const int n = collide(c.a, c.b, c.margin, con);
     // the special cases take MuJoCo's special branches: parallel axes (|det| below mjMINVAL),
     // coincident sphere centres (normal from the axes' cross product, or (1, 0, 0))
-    if (c.a.type == kCapsule) {
+    if (c.a.type == kCapsule && c.b.type == kCapsule) {
       double a1[3], a2[3], dif[3];
       for (int k = 0; k < 3; ++k) {
         a1[k] = c.a.mat[3 * k + 2] * c.a.size[1];
@@ -442,6 +520,17 @@ TEST(Collision, CasesMakeTheirContacts) {
       const double det = f[0] * (f[4] * f[8] - f[5] * f[7]) - f[1] * (f[3] * f[8] - f[5] * f[6]) +
                          f[2] * (f[3] * f[7] - f[4] * f[6]);
       EXPECT_NEAR(det, 1.0, 1e-12) << c.name;
+      if (c.a.type == kBox) {
+        // a face contact's normal is a face normal of one box, an edge contact's of neither
+        double along = 0;
+        for (const Geom* g : {&c.a, &c.b}) {
+          for (int k = 0; k < 3; ++k) {
+            along = std::max(along, std::abs(f[0] * g->mat[k] + f[1] * g->mat[3 + k] + f[2] * g->mat[6 + k]));
+          }
+        }
+        if (has(c.name, "edge")) EXPECT_LT(along, 0.99) << c.name;
+        if (has(c.name, "face")) EXPECT_NEAR(along, 1.0, 1e-12) << c.name;
+      }
     }
   }
 }
@@ -488,18 +577,78 @@ TEST(Collision, UnsupportedOrMisorderedPairsMakeNoContacts) {
   EXPECT_EQ(collide(a, b, 0.0, con), 1);
   EXPECT_EQ(collide(b, a, 0.0, con), 0);  // type1 > type2
   const Geom box = make_geom(kBox, {0, 0, 0}, kIdentity, {0.1, 0.1, 0.1});
-  EXPECT_EQ(collide(a, box, 0.0, con), 0);
-  EXPECT_FALSE(collision_supported(kSphere, kBox));
-  EXPECT_FALSE(collision_supported(kPlane, static_cast<int>(GeomType::cylinder)));
+  EXPECT_EQ(collide(a, box, 0.0, con), 1);
+  EXPECT_EQ(collide(box, a, 0.0, con), 0);  // type1 > type2
+  constexpr int kCylinder = static_cast<int>(GeomType::cylinder);
+  constexpr int kEllipsoid = static_cast<int>(GeomType::ellipsoid);
+  const Geom cyl = make_geom(kCylinder, {0, 0, 0}, kIdentity, {0.1, 0.1, 0});
+  EXPECT_EQ(collide(a, cyl, 0.0, con), 0);
+  EXPECT_FALSE(collision_supported(kPlane, kCylinder));
+  EXPECT_FALSE(collision_supported(kSphere, kEllipsoid));
+  EXPECT_FALSE(collision_supported(kCylinder, kBox));
   EXPECT_FALSE(collision_supported(kPlane, kPlane));
+  EXPECT_FALSE(collision_supported(kBox, kSphere));
+  EXPECT_TRUE(collision_supported(kSphere, kBox));
+  EXPECT_TRUE(collision_supported(kCapsule, kBox));
+  EXPECT_TRUE(collision_supported(kBox, kBox));
   EXPECT_EQ(max_contacts(kPlane, kBox), 4);
   EXPECT_EQ(max_contacts(kPlane, kCapsule), 2);
   EXPECT_EQ(max_contacts(kCapsule, kCapsule), 2);
   EXPECT_EQ(max_contacts(kPlane, kSphere), 1);
   EXPECT_EQ(max_contacts(kSphere, kSphere), 1);
   EXPECT_EQ(max_contacts(kSphere, kCapsule), 1);
-  EXPECT_EQ(max_contacts(kBox, kBox), 0);
-  static_assert(max_contacts(kPlane, kBox) == kMaxContactsPerPair, "constexpr");
+  EXPECT_EQ(max_contacts(kSphere, kBox), 1);
+  EXPECT_EQ(max_contacts(kCapsule, kBox), 2);
+  EXPECT_EQ(max_contacts(kBox, kBox), 8);
+  EXPECT_EQ(max_contacts(kCylinder, kBox), 0);
+  static_assert(max_contacts(kBox, kBox) == kMaxContactsPerPair, "constexpr");
+}
+
+TEST(Collision, BoxPairsKnownAnswers) {
+  Contact<double> con[kMaxContactsPerPair];
+  // a sphere of radius 0.1 over the +z face of an axis-aligned unit cube at height 0.55: one
+  // contact, dist 0.05 - 0.1, normal from the sphere into the box (-z), midway between the
+  // face (z = 0.5) and the sphere's lowest point (z = 0.45)
+  const Geom cube = make_geom(kBox, {0, 0, 0}, kIdentity, {0.5, 0.5, 0.5});
+  const Geom ball = make_geom(kSphere, {0.2, -0.1, 0.55}, kIdentity, {0.1, 0, 0});
+  ASSERT_EQ(collide(ball, cube, 0.0, con), 1);
+  EXPECT_NEAR(con[0].dist, -0.05, 1e-15);
+  EXPECT_NEAR(con[0].pos[0], 0.2, 1e-15);
+  EXPECT_NEAR(con[0].pos[1], -0.1, 1e-15);
+  EXPECT_NEAR(con[0].pos[2], 0.475, 1e-15);
+  EXPECT_NEAR(con[0].frame[0], 0.0, 1e-15);
+  EXPECT_NEAR(con[0].frame[1], 0.0, 1e-15);
+  EXPECT_NEAR(con[0].frame[2], -1.0, 1e-15);
+  // beyond the margin, none; the bounding spheres' test decides when they are apart
+  Geom far = ball;
+  far.pos[2] = 0.65;
+  EXPECT_EQ(collide(far, cube, 0.04, con), 0);
+  EXPECT_EQ(collide(far, cube, 0.06, con), 1);
+
+  // a capsule of radius 0.1 lying flat on the cube's top, half-length 0.2 along x: both segment
+  // ends touch, 0.02 deep
+  const double along_x[9] = {0, 0, 1, 0, 1, 0, -1, 0, 0};  // the capsule's axis along x
+  const Geom rod = make_geom(kCapsule, {0.1, 0.0, 0.58}, along_x, {0.1, 0.2, 0});
+  ASSERT_EQ(collide(rod, cube, 0.0, con), 2);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_NEAR(con[i].dist, -0.02, 1e-15);
+    EXPECT_NEAR(con[i].pos[2], 0.49, 1e-15);
+    EXPECT_NEAR(std::abs(con[i].pos[0] - 0.1), 0.2, 1e-15);
+  }
+
+  // two equal cubes, one on the other 0.01 deep, faces aligned: every corner of the shared face
+  // is found twice (as an end of two of the incident face's edges); the repeats are dropped, as
+  // MuJoCo does, leaving the four corners, at half the depth (MuJoCo 2.2.2's box-box value)
+  const Geom upper = make_geom(kBox, {0, 0, 0.99}, kIdentity, {0.5, 0.5, 0.5});
+  ASSERT_EQ(collide(cube, upper, 0.0, con), 4);
+  std::set<std::pair<double, double>> corners;
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_NEAR(con[i].dist, -0.005, 1e-15);
+    EXPECT_NEAR(con[i].pos[2], 0.495, 1e-15);  // midway between the faces at 0.49 and 0.5
+    EXPECT_EQ(con[i].frame[2], 1.0);            // from the lower box to the upper one
+    corners.insert({con[i].pos[0], con[i].pos[1]});
+  }
+  EXPECT_EQ(corners, (std::set<std::pair<double, double>>{{-0.5, -0.5}, {-0.5, 0.5}, {0.5, -0.5}, {0.5, 0.5}}));
 }
 
 TEST(Collision, FloatAgreesWithDouble) {
@@ -629,8 +778,9 @@ TEST(CollisionDerivatives, JvpMatchesCentralDifferences) {
 TEST(CollisionDerivatives, JvpMatchesDifferencesOnRandomPoses) {
   // every supported pair at random poses in a small region; poses within 1e-5 of a branch switch
   // are skipped
-  const int pairs[6][2] = {{kPlane, kSphere},   {kPlane, kCapsule},  {kPlane, kBox},
-                           {kSphere, kSphere}, {kSphere, kCapsule}, {kCapsule, kCapsule}};
+  const int pairs[9][2] = {{kPlane, kSphere},   {kPlane, kCapsule},  {kPlane, kBox},
+                           {kSphere, kSphere}, {kSphere, kCapsule}, {kCapsule, kCapsule},
+                           {kSphere, kBox},    {kCapsule, kBox},    {kBox, kBox}};
   auto size_of = [](int type) -> std::array<double, 3> {
     return type == kSphere ? std::array<double, 3>{0.12, 0, 0}
            : type == kCapsule ? std::array<double, 3>{0.07, 0.2, 0}
@@ -915,10 +1065,26 @@ TEST(CollisionCandidates, UnsupportedPairThrowsNamingBothGeoms) {
 <mujoco>
   <worldbody>
     <body pos="0 0 1"><freejoint/><geom name="crate" type="box" size="0.1 0.2 0.3"/></body>
-    <body pos="0 0 2"><freejoint/><geom name="ball" type="sphere" size="0.1"/></body>
+    <body pos="0 0 2"><freejoint/><geom name="can" type="cylinder" size="0.1 0.2"/></body>
   </worldbody>
 </mujoco>)");
-  EXPECT_NE(box.find("geom 'ball' (sphere) and geom 'crate' (box)"), std::string::npos) << box;
+  EXPECT_NE(box.find("geom 'can' (cylinder) and geom 'crate' (box)"), std::string::npos) << box;
+
+  // every pair with a box that MuJoCo 2.2.2 has a primitive function for is a candidate
+  const Model boxes = load_mjcf_string(R"(
+<mujoco>
+  <worldbody>
+    <geom name="floor" type="plane" size="1 1 0.1"/>
+    <body pos="0 0 1"><freejoint/><geom name="crate" type="box" size="0.1 0.2 0.3"/></body>
+    <body pos="0 0 2"><freejoint/><geom name="ball" type="sphere" size="0.1"/></body>
+    <body pos="0 0 3"><freejoint/><geom name="rod" type="capsule" size="0.1 0.2"/></body>
+    <body pos="0 0 4"><freejoint/><geom name="brick" type="box" size="0.1 0.2 0.1"/></body>
+  </worldbody>
+</mujoco>)",
+                                       "boxes");
+  EXPECT_EQ(named_pairs(boxes, collision_candidates(boxes)),
+            (std::vector<std::string>{"floor-crate", "floor-ball", "floor-rod", "floor-brick", "ball-crate",
+                                      "rod-crate", "crate-brick", "ball-rod", "ball-brick", "rod-brick"}));
 
   // excluded by contype/conaffinity, or both welded to the world: no error, no candidate
   const Model ok = load_mjcf_string(R"(
@@ -941,8 +1107,8 @@ TEST(CollisionCandidates, UnsupportedPairThrowsNamingBothGeoms) {
 
 #if defined(PHYDREAM_TEST_WITH_MUJOCO)
 
-// free bodies over a tilted plane: spheres, capsules, boxes (boxes meet only the plane), a body
-// with two geoms, margins on some geoms
+// free bodies over a tilted plane: spheres, capsules, boxes, a body with two geoms, margins on
+// some geoms
 const char* kFreeXml = R"(
 <mujoco model="collision_free">
   <size nconmax="1000" njmax="4000"/>
@@ -952,10 +1118,8 @@ const char* kFreeXml = R"(
     <body name="s2" pos="0 0 1"><freejoint/><geom name="s2" type="sphere" size="0.15" margin="0.03"/></body>
     <body name="c1" pos="0 0 1"><freejoint/><geom name="c1" type="capsule" size="0.05 0.2"/></body>
     <body name="c2" pos="0 0 1"><freejoint/><geom name="c2" type="capsule" size="0.08 0.15" margin="0.02"/></body>
-    <body name="b1" pos="0 0 1"><freejoint/>
-      <geom name="b1" type="box" size="0.1 0.15 0.2" contype="2" conaffinity="0"/></body>
-    <body name="b2" pos="0 0 1"><freejoint/>
-      <geom name="b2" type="box" size="0.2 0.1 0.05" contype="2" conaffinity="0" margin="0.04"/></body>
+    <body name="b1" pos="0 0 1"><freejoint/><geom name="b1" type="box" size="0.1 0.15 0.2"/></body>
+    <body name="b2" pos="0 0 1"><freejoint/><geom name="b2" type="box" size="0.2 0.1 0.05" margin="0.04"/></body>
     <body name="combo" pos="0 0 1"><freejoint/>
       <geom name="combo_c" type="capsule" fromto="0 0 0 0.2 0 0" size="0.05"/>
       <geom name="combo_s" type="sphere" pos="0 0.1 0" size="0.07" margin="0.01"/>
@@ -1047,16 +1211,29 @@ Model phydream_model(const std::string& xml, const mjModel* m) {
   return pm;
 }
 
+// kFreeXml in MuJoCo (after mj_forward) and in PhyDream, with PhyDream's candidate pairs
+struct FreeScene {
+  MjModelPtr mp = testing::mujoco_load_string(kFreeXml);
+  mjModel* m = mp.get();
+  MjDataPtr dp{mj_makeData(m)};
+  mjData* d = dp.get();
+  Model pm;
+  std::vector<std::array<int, 2>> cand;
+  FreeScene() {
+    mj_forward(m, d);
+    pm = phydream_model(kFreeXml, m);
+    cand = collision_candidates(pm);
+  }
+};
+
 TEST(CollisionMujoco, DirectPosesOfEveryCase) {
   // each test case's geoms placed into a MuJoCo model (sizes, margins and rbound overwritten),
   // every other geom parked far above the plane, then mj_collision
-  MjModelPtr mp = testing::mujoco_load_string(kFreeXml);
-  mjModel* m = mp.get();
-  MjDataPtr dp(mj_makeData(m));
-  mjData* d = dp.get();
-  mj_forward(m, d);
-  const Model pm = phydream_model(kFreeXml, m);
-  const auto cand = collision_candidates(pm);
+  FreeScene scene;
+  mjModel* m = scene.m;
+  mjData* d = scene.d;
+  const Model& pm = scene.pm;
+  const auto& cand = scene.cand;
   // geoms by type, in index order: 0 floor, 1-2 spheres, 3-4 capsules, 5-6 boxes
   std::map<int, std::vector<int>> by_type;
   for (int g = 0; g < m->ngeom; ++g) {
@@ -1100,13 +1277,11 @@ TEST(CollisionMujoco, DirectPosesOfEveryCase) {
 
 TEST(CollisionMujoco, DirectRandomPoses) {
   // every geom at a random pose in a small region (rotations, and margins from the model)
-  MjModelPtr mp = testing::mujoco_load_string(kFreeXml);
-  mjModel* m = mp.get();
-  MjDataPtr dp(mj_makeData(m));
-  mjData* d = dp.get();
-  mj_forward(m, d);
-  const Model pm = phydream_model(kFreeXml, m);
-  const auto cand = collision_candidates(pm);
+  FreeScene scene;
+  mjModel* m = scene.m;
+  mjData* d = scene.d;
+  const Model& pm = scene.pm;
+  const auto& cand = scene.cand;
   std::mt19937 rng(17);
   std::uniform_real_distribution<double> u(-0.3, 0.3);
   Worst worst;
@@ -1128,6 +1303,36 @@ TEST(CollisionMujoco, DirectRandomPoses) {
     EXPECT_TRUE(reported.count(p)) << "MuJoCo never reported candidate " << pm.geom_name[p[0]] << "-"
                                    << pm.geom_name[p[1]];
   }
+}
+
+TEST(CollisionMujoco, DirectAlignedPoses) {
+  // rotations by multiples of 90 degrees about z, positions on a grid: boxes meet face to face
+  // and edge to edge exactly, where box-box finds corners twice and MuJoCo drops the repeats
+  FreeScene scene;
+  mjModel* m = scene.m;
+  mjData* d = scene.d;
+  const Model& pm = scene.pm;
+  const auto& cand = scene.cand;
+  std::mt19937 rng(29);
+  std::uniform_int_distribution<int> grid(-6, 6), quarter(0, 3);
+  Worst worst;
+  std::set<std::array<int, 2>> reported;
+  for (int sample = 0; sample < 2000; ++sample) {
+    for (int g = 0; g < m->ngeom; ++g) {
+      const int q = quarter(rng);
+      const double c = q == 0 ? 1 : q == 2 ? -1 : 0, sn = q == 1 ? 1 : q == 3 ? -1 : 0;
+      const double r[9] = {c, -sn, 0, sn, c, 0, 0, 0, 1};
+      for (int k = 0; k < 3; ++k) d->geom_xpos[3 * g + k] = g == 0 ? 0.0 : 0.025 * grid(rng);
+      for (int k = 0; k < 9; ++k) d->geom_xmat[9 * g + k] = g == 0 ? kIdentity[k] : r[k];
+    }
+    mj_collision(m, d);
+    compare_with_mujoco(m, d, cand, worst, &reported, "aligned pose " + std::to_string(sample));
+  }
+  worst.print("MuJoCo mj_collision, aligned poses");
+  const int b1 = m->ngeom - 4, b2 = m->ngeom - 3;  // the two boxes
+  EXPECT_EQ(m->geom_type[b1], mjGEOM_BOX);
+  EXPECT_EQ(m->geom_type[b2], mjGEOM_BOX);
+  EXPECT_TRUE(reported.count({b1, b2})) << "the boxes never met";
 }
 
 // mj_forward on random configurations, contacts from MuJoCo's own geom poses

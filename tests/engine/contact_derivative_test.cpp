@@ -45,6 +45,7 @@ TEST(ContactJacobian, IftMatchesCentralDifferences) {
       {"two_balls", {}, {}, 2},
       {"finger", {-0.12, 0.0, 0.0}, {0.5, 0.0, 0.0}, 2},
       {"half_cheetah", {}, {}, 40},
+      {"box_stack", {}, {}, 3},
   };
   int checked = 0;
   for (const Spec& s : specs) {
@@ -150,13 +151,122 @@ TEST(ContactJacobian, IftMatchesCentralDifferencesOnRandomContactStates) {
   }
 }
 
+// a box resting on the floor with a box, sphere or capsule on it: the box pairs of
+// engine/collision_box.h. The box is 1.5 mm deep, past solimp's width (1 mm), so that no floor
+// contact sits where the impedance's second derivative jumps (central differences there err by
+// O(eps)).
+std::string box_pair_xml(const std::string& type, const std::string& cone, const std::string& integrator) {
+  const std::string size = type == "box" ? "0.06 0.05 0.04" : type == "sphere" ? "0.05" : "0.03 0.07";
+  return R"(
+<mujoco model="box_pair">
+  <option timestep="0.002" cone=")" + cone + R"(" integrator=")" + integrator + R"("/>
+  <worldbody>
+    <geom name="floor" type="plane" size="5 5 0.1" friction="0.8 0.01 0.001"/>
+    <body name="base" pos="0 0 0.0985">
+      <freejoint/>
+      <geom type="box" size="0.1 0.12 0.1" density="500"/>
+    </body>
+    <body name="top" pos="0 0 0.4">
+      <freejoint/>
+      <geom type=")" + type + R"(" size=")" + size + R"(" density="400" friction="0.6 0.01 0.001"/>
+    </body>
+  </worldbody>
+</mujoco>)";
+}
+
+// random states of a geom pressed onto a box (random orientation, up to 4 mm deep or 1 mm
+// apart within the margin's reach): sphere-box, capsule-box and box-box with face, edge and
+// corner contacts; every state far enough from a switch is checked
+TEST(ContactJacobian, IftMatchesCentralDifferencesOnBoxPairs) {
+  struct Setting {
+    const char* type;
+    const char* cone;
+    const char* integrator;
+  };
+  const std::vector<Setting> settings = {{"box", "pyramidal", "Euler"}, {"box", "elliptic", "Euler"},
+                                         {"box", "pyramidal", "RK4"},   {"sphere", "pyramidal", "Euler"},
+                                         {"capsule", "pyramidal", "Euler"}, {"capsule", "elliptic", "Euler"}};
+  for (const Setting& st : settings) {
+    SCOPED_TRACE(std::string(st.type) + " " + st.cone + " " + st.integrator);
+    Fixture f(load_mjcf_string(box_pair_xml(st.type, st.cone, st.integrator), "box_pair"));
+    std::mt19937 rng(13);
+    std::uniform_real_distribution<double> unit(-1, 1);
+    std::normal_distribution<double> gauss(0, 1);
+    int checked = 0, skipped = 0, with_pair = 0;
+    double worst = 0, worst_rev = 0, worst_closed = 0;
+    for (int trial = 0; trial < 60 && checked < 12; ++trial) {
+      std::vector<double> x(f.nx(), 0.0);
+      for (int i = 0; i < f.m.nq; ++i) x[i] = f.model.qpos0[i];
+      // the top geom: a random orientation, its lowest point placed at the base's top (z = 0.1985)
+      double* q = x.data() + 10;
+      double n = 0;
+      for (int k = 0; k < 4; ++k) {
+        q[k] = gauss(rng);
+        n += q[k] * q[k];
+      }
+      for (int k = 0; k < 4; ++k) q[k] /= std::sqrt(n);
+      const double w = q[0], a = q[1], b = q[2], c = q[3];
+      const double zrow[3] = {2 * (a * c - w * b), 2 * (b * c + w * a), w * w - a * a - b * b + c * c};
+      double low = 0;
+      const std::string type = st.type;
+      if (type == "box") {
+        low = -(0.06 * std::abs(zrow[0]) + 0.05 * std::abs(zrow[1]) + 0.04 * std::abs(zrow[2]));
+      } else if (type == "sphere") {
+        low = -0.05;
+      } else {
+        low = -(0.03 + 0.07 * std::abs(zrow[2]));
+      }
+      x[7] = 0.03 * unit(rng);
+      x[8] = 0.03 * unit(rng);
+      x[9] = 0.1985 - low - 0.0015 + 0.0025 * unit(rng);
+      for (int i = 0; i < f.m.nv; ++i) x[f.m.nq + i] = 0.2 * unit(rng);
+      // only states where the top geom (geom 2) touches the box
+      f.rows_at(x, {});
+      const Data<double> d = f.data();
+      int touching = 0;
+      for (int c = 0; c < static_cast<int>(d.ncon[0]); ++c) {
+        const int cand = static_cast<int>(d.con_cand[c]);
+        touching += f.m.cand_geom1[cand] == 2 || f.m.cand_geom2[cand] == 2;
+      }
+      if (touching == 0) continue;
+      ++with_pair;
+      std::vector<double> A, B, y, Ar, Br, yr, Aa, Ba, ya, Af, Bf, Af2, Bf2;
+      f.jacobian(x, {}, &A, &B, &y, 8);
+      f.rev(x, {}, &Ar, &Br, &yr);
+      f.analytic(x, {}, &Aa, &Ba, &ya);
+      EXPECT_EQ(y, f.next(x, {})) << "trial " << trial;
+      EXPECT_EQ(yr, y) << "trial " << trial;
+      EXPECT_EQ(ya, y) << "trial " << trial;
+      worst_rev = std::max(worst_rev, rel_error(Ar, A));
+      worst_closed = std::max(worst_closed, rel_error(Aa, A));
+      const double tol = std::string(st.integrator) == "RK4" ? 1e-9 : 1e-11;
+      EXPECT_LE(rel_error(Ar, A), tol) << "trial " << trial;
+      EXPECT_LE(rel_error(Aa, A), tol) << "trial " << trial;
+      f.fd(x, {}, 1e-6, &Af, &Bf);
+      f.fd(x, {}, 5e-7, &Af2, &Bf2);
+      if (rel_error(Af2, Af) > 1e-6) {
+        ++skipped;  // a row changes state, or a contact appears, within the differences' reach
+        continue;
+      }
+      const double e = rel_error(A, Af);
+      worst = std::max(worst, e);
+      EXPECT_LE(e, 1e-6) << "trial " << trial;
+      ++checked;
+    }
+    std::printf("%s on a box (%s, %s): %d states in contact with the box, %d checked, %d near a switch skipped, "
+                "worst IFT vs FD %.2e, reverse vs forward sweeps %.2e, closed form vs forward sweeps %.2e\n",
+                st.type, st.cone, st.integrator, with_pair, checked, skipped, worst, worst_rev, worst_closed);
+    EXPECT_GE(checked, 8);
+  }
+}
+
 // Reverse mode of a rollout through contact: the rollout VJP (stored trajectory and checkpointed)
 // against the chain of forward-mode Jacobians along the same trajectory, and the adjoint identity
 // <g, J v> = <J' g, v> per step with step_jvp and step_vjp, one direction each; with each asset's
 // Euler integrator and with RK4 (whose reverse sweep re-runs each stage's solve).
 TEST(ContactRolloutVjp, MatchesTheChainOfForwardJacobians) {
   for (const bool rk4 : {false, true}) {
-  for (const char* asset : {"bounce", "two_balls", "finger", "half_cheetah"}) {
+  for (const char* asset : {"bounce", "two_balls", "finger", "half_cheetah", "box_stack"}) {
     SCOPED_TRACE(std::string(asset) + (rk4 ? " RK4" : " Euler"));
     Model model = load_model(asset_path(asset));
     if (rk4) {

@@ -45,7 +45,7 @@ std::string asset_path(const std::string& name) {
 
 // a box, a sphere and a capsule dropped on a plane, a hinge arm with limits and friction loss
 // swinging above it; the dropped bodies and the arm touch the floor only (contype 2,
-// conaffinity 1 against the floor's 1, 2): box-sphere pairs have no PhyDream collider
+// conaffinity 1 against the floor's 1, 2); box_stack.xml has the pairs among boxes
 const char* kPileXml = R"(
 <mujoco model="pile">
   <option timestep="0.002" cone="%s"/>
@@ -244,6 +244,7 @@ std::vector<Case> cases() {
           // the finger stretched out towards the spinner, the fingertip just touching it
           {"finger", asset_path("finger"), -1, {-0.12, 0.0, 0.0}},
           {"half_cheetah", asset_path("half_cheetah"), -1},
+          {"box_stack", asset_path("box_stack"), 0},
           {"pile_pyramidal", write_temp("pile_pyramidal.xml", pile_xml("pyramidal")), -1},
           {"pile_elliptic", write_temp("pile_elliptic.xml", pile_xml("elliptic")), -1}};
 }

@@ -66,6 +66,7 @@ std::vector<Case> asset_cases() {
       {"two_balls", {}, {}, 2},
       {"finger", {-0.12, 0.0, 0.0}, {0.5, 0.0, 0.0}, 2},
       {"half_cheetah", {}, {}, 40},
+      {"box_stack", {}, {}, 3},
   };
   std::vector<Case> cases;
   for (const Spec& s : specs) {

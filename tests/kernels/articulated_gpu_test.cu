@@ -279,7 +279,8 @@ TEST_P(ToiGpuF64, CorrectedRolloutGradientsMatchTheCpu) {
   check_rollouts(33, 200);
 }
 INSTANTIATE_TEST_SUITE_P(Models, ContactGpuF64,
-                         ::testing::Values("bounce", "bounce_wall", "two_balls", "finger", "half_cheetah"));
+                         ::testing::Values("bounce", "bounce_wall", "two_balls", "finger", "half_cheetah",
+                                           "box_stack"));
 INSTANTIATE_TEST_SUITE_P(Models, ToiGpuF64, ::testing::Values("bounce", "bounce_wall", "two_balls"));
 
 // a solve capped at one iteration is flagged on the device as on the host
