@@ -4,12 +4,12 @@
 # gpu_logs.tar.gz (every log, the benchmarks' JSON lines) go to ${OUT:-bench-out}: two files, so
 # that all of it comes back from the device tool, which returns at most 8.
 #   bench/run_gpu.sh [tests] [bench]
-# The parts' limits add up to about 5 minutes for `tests` and 7 for `bench`: with the device
-# tool's 10-minute calls, run the halves as two calls unless the first finished well inside.
 # The binaries come from build/ or, where build/ has no build, from gpu-bundle/ (made here by
 # scripts/gpu_bundle.sh and carried: a machine without Debian's -dev packages can run it). Each
 # part runs under its own time limit (seconds, PART_LIMIT_SCALE scales them all), so that a hang
-# or a slow part costs only its own share of the lease; the order puts correctness first.
+# or a slow part costs only its own share of the lease; the order puts correctness first. The
+# limits add up to about 5 minutes for `tests` and 7 for `bench`: where calls are capped at 10
+# minutes, run the halves as two calls.
 set -uo pipefail
 dest="${OUT:-bench-out}"
 out="$(mktemp -d)"
