@@ -14,6 +14,7 @@
 #include "engine/errors.h"
 #include "engine/simulator.h"
 #include "models/envs.h"
+#include "training/cpu_gemm.h"
 
 namespace phydream::cli {
 
@@ -747,6 +748,14 @@ int run_info() {
   std::printf("CUDA devices visible:  %d (%s)\n", cuda_device_count(),
               cuda_device_description().c_str());
   std::printf("--backend auto:        %s (%s)\n", backend_name(auto_backend), reason.c_str());
+  std::string supported;
+  for (training::CpuIsa isa : {training::CpuIsa::baseline, training::CpuIsa::avx2, training::CpuIsa::avx512}) {
+    if (!training::cpu_isa_supported(isa)) continue;
+    supported += supported.empty() ? "" : ", ";
+    supported += training::cpu_isa_name(isa);
+  }
+  std::printf("CPU trainer products:  %s (supported here: %s; PHYDREAM_CPU_ISA chooses)\n",
+              training::cpu_isa_name(training::cpu_isa()), supported.c_str());
   return 0;
 }
 

@@ -65,7 +65,7 @@ int main(int argc, char** argv) {
   envs->add_flag("--json", envs_json, "print JSON");
 
   // info
-  auto* info = app.add_subcommand("info", "print the build's CUDA support and visible devices");
+  auto* info = app.add_subcommand("info", "print the build's CUDA support, visible devices and the CPU trainer's instruction set");
 
   // inspect
   phydream::cli::InspectArgs inspect_args;

@@ -20,6 +20,7 @@
 #include "engine/errors.h"
 #include "engine/npy.h"
 #include "training/checkpoint.h"
+#include "training/cpu_gemm.h"
 #include "training/eval.h"
 #include "training/mlp_cpu.h"
 #include "training/trainer.h"
@@ -218,6 +219,7 @@ json train_run(const TrainConfig& cfg, Backend backend, int threads, const fs::p
   summary["backend"] = backend_name(backend);
   summary["dtype"] = cfg.train.dtype;
   summary["mlp_kernels"] = trainer.mlp_kernels();
+  if (backend == Backend::cpu) summary["cpu_isa"] = training::cpu_isa_name(training::cpu_isa());
   summary["steps"] = trainer.step();
   summary["steps_this_run"] = trainer.step() - started_at;
   summary["train_seconds"] = train_secs;
@@ -284,6 +286,7 @@ double number_or_nan(const json& j) { return j.is_number() ? j.get<double>() : N
 // =============================================================================================
 
 int run_train(const TrainArgs& a) {
+  training::cpu_isa();  // a bad PHYDREAM_CPU_ISA is refused here, before anything is written
   TrainConfig cfg = training::load_train_config(a.config);
   if (a.steps) {
     if (*a.steps < 0) throw InputError("--steps must be >= 0");
@@ -329,6 +332,7 @@ int run_train(const TrainArgs& a) {
 }
 
 int run_eval(const EvalArgs& a) {
+  training::cpu_isa();  // a bad PHYDREAM_CPU_ISA is refused here, before anything is written
   const ModelState st = training::load_checkpoint(a.checkpoint);
   OutputDir check(a.out);  // refuses an --out that is a file, before the work
   (void)check;
@@ -358,6 +362,7 @@ int run_eval(const EvalArgs& a) {
 }
 
 int run_mlp_grad(const MlpGradArgs& a) {
+  training::cpu_isa();  // a bad PHYDREAM_CPU_ISA is refused here, before anything is written
   ModelState st = training::load_checkpoint(a.checkpoint);
   training::LossConfig loss = st.loss;
   if (a.loss == "mse") {
@@ -450,6 +455,7 @@ int run_mlp_grad(const MlpGradArgs& a) {
 // experiment: variants x seeds, each trained and evaluated, then compared
 
 int run_experiment(const ExperimentArgs& a) {
+  training::cpu_isa();  // a bad PHYDREAM_CPU_ISA is refused here, before anything is written
   std::ifstream in(a.config);
   if (!in) throw InputError(a.config + ": cannot open the experiment file");
   json e;

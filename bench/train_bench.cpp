@@ -20,6 +20,7 @@
 #include "engine/buffer.h"
 #include "engine/errors.h"
 #include "training/config.h"
+#include "training/cpu_gemm.h"
 #include "training/engine.h"
 #include "training/sampler.h"
 #include "training/trainer.h"
@@ -118,6 +119,7 @@ json measure(const Options& o, Backend backend, int width, bool jal, const std::
               {"batch", o.batch},
               {"loss", jal ? "mse+jal" : "mse"},
               {"kernels", mlp->kernels()},
+              {"cpu_isa", backend == Backend::cpu ? training::cpu_isa_name(training::cpu_isa()) : "none"},
               {"num_params", P},
               {"threads", o.threads},
               {"mlp_samples_per_s", mlp_rate * double(o.batch)},

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "engine/errors.h"
+#include "training/cpu_gemm.h"
 
 namespace phydream::training {
 
@@ -183,6 +185,8 @@ CpuMlp<S>::CpuMlp(const MlpSpec& spec, const LossConfig& loss) : spec_(spec), lo
   loss_.validate(spec_.nx, spec_.nu);
   A_.resize(spec_.num_layers() + 1);
   Z_.resize(spec_.num_layers() - 1);
+  D1_.resize(spec_.num_layers() - 1);
+  D2_.resize(spec_.num_layers() - 1);
 }
 
 template <class S>
@@ -209,20 +213,40 @@ void CpuMlp<S>::run_forward(std::int64_t N, const S* theta, const S* inputs, boo
                                                                      out);
     // one GEMM for the primal and tangent rows; the bias only shifts primal rows
     Matrix& z = l < L - 1 ? Z_[l] : A_[L];
-    z.noalias() = A_[l] * W.transpose();
+    z.resize(R, out);
+    gemm_abt<S>(R, out, in, A_[l].data(), W.data(), z.data());
     for (std::int64_t b = 0; b < N; ++b) z.row(b * r) += bias;
     if (l == L - 1) break;
 
-    // h = sigma(z) on primal rows, T = sigma'(z) Z' on tangent rows
+    // h = sigma(z) on primal rows, T = sigma'(z) Z' on tangent rows; sigma' and sigma'' kept for
+    // the backward pass (one evaluation of the activation per entry and step)
     Matrix& a = A_[l + 1];
     a.resize(R, out);
+    Matrix& d1s = D1_[l];
+    Matrix& d2s = D2_[l];
+    d1s.resize(N, out);
+    d2s.resize(N, out);
     const Activation act = spec_.activation;
+    // float tanh: a whole primal row at once, vectorised (training/cpu_gemm.h), then its
+    // derivatives as activate() forms them from tanh
+    const bool vector_tanh = std::is_same_v<S, float> && act == Activation::tanh;
 #pragma omp parallel for schedule(static) if (N >= 256)
     for (std::int64_t b = 0; b < N; ++b) {
+      if constexpr (std::is_same_v<S, float>) {
+        if (vector_tanh) tanh_f32(out, &z(b * r, 0), &a(b * r, 0));
+      }
       for (int c = 0; c < out; ++c) {
         S f, d1, d2;
-        activate(act, z(b * r, c), &f, &d1, &d2);
+        if (vector_tanh) {
+          f = a(b * r, c);
+          d1 = S(1) - f * f;
+          d2 = S(-2) * f * (S(1) - f * f);
+        } else {
+          activate(act, z(b * r, c), &f, &d1, &d2);
+        }
         a(b * r, c) = f;
+        d1s(b, c) = d1;
+        d2s(b, c) = d2;
         for (int j = 1; j < r; ++j) a(b * r + j, c) = d1 * z(b * r + j, c);
       }
     }
@@ -298,20 +322,21 @@ LossTerms CpuMlp<S>::loss_and_grad(std::int64_t N, const S* theta, const S* inpu
     const Eigen::Map<const Matrix> W(theta + spec_.weight_offset(l), out, in);
     Eigen::Map<Matrix> gW(grad + spec_.weight_offset(l), out, in);
     Eigen::Map<Eigen::Matrix<S, 1, Eigen::Dynamic>> gb(grad + spec_.bias_offset(l), out);
-    gW.noalias() = G.transpose() * A_[l];
+    gemm_atb<S>(R, in, out, G.data(), A_[l].data(), gW.data());
     for (std::int64_t b = 0; b < N; ++b) gb += G.row(b * r);
     if (l == 0) break;
 
     // through the activation of layer l - 1 (primal and tangent rows)
-    GA.noalias() = G * W;
+    GA.resize(R, in);
+    gemm_ab<S>(R, in, out, G.data(), W.data(), GA.data());
     const Matrix& z = Z_[l - 1];
+    const Matrix& d1s = D1_[l - 1];
+    const Matrix& d2s = D2_[l - 1];
     G.resize(R, in);
-    const Activation act = spec_.activation;
 #pragma omp parallel for schedule(static) if (N >= 256)
     for (std::int64_t b = 0; b < N; ++b) {
       for (int c = 0; c < in; ++c) {
-        S f, d1, d2;
-        activate(act, z(b * r, c), &f, &d1, &d2);
+        const S d1 = d1s(b, c), d2 = d2s(b, c);
         S curvature = S(0);  // sum_j G_T_j Z'_j: how J moves with z through sigma'
         for (int j = 1; j < r; ++j) {
           curvature += GA(b * r + j, c) * z(b * r + j, c);

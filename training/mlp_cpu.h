@@ -57,6 +57,7 @@ class CpuMlp {
   int rows_per_sample_ = 1;
   std::vector<Matrix> A_;  // A_[0]: normalised inputs; A_[l + 1]: output of layer l
   std::vector<Matrix> Z_;  // pre-activations of the hidden layers
+  std::vector<Matrix> D1_, D2_;  // (N x width) sigma'(z), sigma''(z) on the primal rows
   std::vector<S> pred_, jac_, g_pred_, g_jac_;
 };
 

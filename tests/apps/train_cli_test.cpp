@@ -187,6 +187,37 @@ TEST_F(TrainCli, ZeroStepsStillWritesACheckpointAndSummary) {
   EXPECT_TRUE(csv_steps(path("out/metrics.csv")).empty());
 }
 
+// PHYDREAM_CPU_ISA (training/cpu_gemm.h) for the duration of a test
+class ScopedCpuIsa {
+ public:
+  explicit ScopedCpuIsa(const char* value) { setenv("PHYDREAM_CPU_ISA", value, 1); }
+  ~ScopedCpuIsa() { unsetenv("PHYDREAM_CPU_ISA"); }
+};
+
+TEST_F(TrainCli, PinnedCpuIsaIsUsedAndReported) {
+  {
+    ScopedCpuIsa pin("baseline");
+    train(with(tiny_config(), {{"loss", {{"lambda_jal", 1}}}}), "base");
+  }
+  EXPECT_EQ(read_json(path("base/summary.json"))["cpu_isa"], "baseline");
+  // the default is the widest set this CPU runs, which `info` names
+  train(with(tiny_config(), {{"loss", {{"lambda_jal", 1}}}}), "auto");
+  const std::string isa = read_json(path("auto/summary.json"))["cpu_isa"];
+  const CliRun info = cli("info");
+  ASSERT_EQ(info.status, 0) << info.err;
+  EXPECT_TRUE(contains(info.out, "CPU trainer products:  " + isa + " (supported here: baseline"))
+      << info.out;
+}
+
+TEST_F(TrainCli, UnknownCpuIsaIsRefusedBeforeAnythingIsWritten) {
+  ScopedCpuIsa pin("sse9");
+  const std::string config = write_json("c.json", tiny_config());
+  expect_input_error(cli("train --config " + quote(config) + " --out " + quote(path("out")) +
+                         " --backend cpu --quiet"),
+                     {"PHYDREAM_CPU_ISA", "sse9", "expected baseline, avx2, avx512 or auto"},
+                     path("out"));
+}
+
 TEST_F(TrainCli, ReluWithJalWarnsButTrains) {
   const json cfg = with(tiny_config(), {{"model", {{"activation", "relu"}}},
                                         {"loss", {{"lambda_jal", 1}}}});
