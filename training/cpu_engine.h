@@ -13,7 +13,8 @@ namespace phydream::training {
 template <class S>
 class CpuMlpEngine final : public MlpEngine<S> {
  public:
-  CpuMlpEngine(const MlpSpec& spec, const LossConfig& loss) : net_(spec, loss) {}
+  CpuMlpEngine(const MlpSpec& spec, const LossConfig& loss, int threads = 0)
+      : net_(spec, loss, threads) {}
   void forward(std::int64_t N, const S* theta, const S* inputs, S* pred, S* jac) override {
     net_.forward(N, theta, inputs, pred, jac);
   }
@@ -34,8 +35,11 @@ class CpuMlpEngine final : public MlpEngine<S> {
 template <class S>
 class CpuTrainOps final : public TrainOps<S> {
  public:
+  /// threads: OpenMP threads of the parallel loops, 0 = all cores
+  explicit CpuTrainOps(int threads = 0) : threads_(threads) {}
   void sample_uniform(std::int64_t N, std::uint64_t seed, std::uint64_t stream, SampleBox<S> box,
                       S* out) override {
+    const OmpThreadLimit limit(threads_);
 #pragma omp parallel for schedule(static) if (N >= 4096)
     for (std::int64_t b = 0; b < N; ++b) {
       for (int c = 0; c < box.width; ++c) {
@@ -63,6 +67,9 @@ class CpuTrainOps final : public TrainOps<S> {
     for (std::int64_t b = 0; b < N; ++b) ++counts[flags[b] < 2 ? flags[b] : 2];
   }
   void synchronize() override {}
+
+ private:
+  int threads_;
 };
 
 }  // namespace phydream::training

@@ -25,7 +25,7 @@ MlpKernels parse_mlp_kernels(const std::string& name) {
 template <class S>
 std::unique_ptr<MlpEngine<S>> make_mlp_engine(Backend backend, const MlpSpec& spec,
                                               const LossConfig& loss, void* stream,
-                                              MlpKernels kernels) {
+                                              MlpKernels kernels, int threads) {
   if (backend == Backend::cuda) {
 #if defined(PHYDREAM_WITH_CUDA)
     return make_cuda_mlp_engine<S>(spec, loss, stream, kernels);
@@ -35,11 +35,11 @@ std::unique_ptr<MlpEngine<S>> make_mlp_engine(Backend backend, const MlpSpec& sp
     throw BackendError("backend 'cuda': this build has no CUDA kernels");
 #endif
   }
-  return std::make_unique<CpuMlpEngine<S>>(spec, loss);
+  return std::make_unique<CpuMlpEngine<S>>(spec, loss, threads);
 }
 
 template <class S>
-std::unique_ptr<TrainOps<S>> make_train_ops(Backend backend, void* stream) {
+std::unique_ptr<TrainOps<S>> make_train_ops(Backend backend, void* stream, int threads) {
   if (backend == Backend::cuda) {
 #if defined(PHYDREAM_WITH_CUDA)
     return make_cuda_train_ops<S>(stream);
@@ -48,15 +48,15 @@ std::unique_ptr<TrainOps<S>> make_train_ops(Backend backend, void* stream) {
     throw BackendError("backend 'cuda': this build has no CUDA kernels");
 #endif
   }
-  return std::make_unique<CpuTrainOps<S>>();
+  return std::make_unique<CpuTrainOps<S>>(threads);
 }
 
 template std::unique_ptr<MlpEngine<float>> make_mlp_engine(Backend, const MlpSpec&,
-                                                           const LossConfig&, void*, MlpKernels);
+                                                           const LossConfig&, void*, MlpKernels, int);
 template std::unique_ptr<MlpEngine<double>> make_mlp_engine(Backend, const MlpSpec&,
                                                             const LossConfig&, void*,
-                                                            MlpKernels);
-template std::unique_ptr<TrainOps<float>> make_train_ops(Backend, void*);
-template std::unique_ptr<TrainOps<double>> make_train_ops(Backend, void*);
+                                                            MlpKernels, int);
+template std::unique_ptr<TrainOps<float>> make_train_ops(Backend, void*, int);
+template std::unique_ptr<TrainOps<double>> make_train_ops(Backend, void*, int);
 
 }  // namespace phydream::training

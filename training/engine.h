@@ -78,13 +78,15 @@ class TrainOps {
   virtual void synchronize() = 0;
 };
 
-/// The engines for a backend (cpu or cuda, resolved); `stream` is a cudaStream_t for CUDA.
+/// The engines for a backend (cpu or cuda, resolved); `stream` is a cudaStream_t for CUDA;
+/// `threads`: the CPU backend's OpenMP threads, 0 = all cores (the CUDA engines ignore it).
 template <class S>
 std::unique_ptr<MlpEngine<S>> make_mlp_engine(Backend backend, const MlpSpec& spec,
                                               const LossConfig& loss, void* stream = nullptr,
-                                              MlpKernels kernels = MlpKernels::automatic);
+                                              MlpKernels kernels = MlpKernels::automatic,
+                                              int threads = 0);
 template <class S>
-std::unique_ptr<TrainOps<S>> make_train_ops(Backend backend, void* stream = nullptr);
+std::unique_ptr<TrainOps<S>> make_train_ops(Backend backend, void* stream = nullptr, int threads = 0);
 
 #if defined(PHYDREAM_WITH_CUDA)
 // defined in kernels/mlp_kernels.cu

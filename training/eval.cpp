@@ -25,7 +25,8 @@ struct Evaluator {
   Evaluator(const ModelState& state, int threads)
       : st(state),
         sim(state.config.simulator_options(Backend::cpu, threads)),
-        net(state.spec, state.loss),
+        ops(threads),
+        net(state.spec, state.loss, threads),
         sampler(uniform_sampling(state.config.sampling), Backend::cpu, sim, ops),
         nx(state.spec.nx),
         nu(state.spec.nu),

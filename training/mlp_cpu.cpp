@@ -1,5 +1,7 @@
 #include "training/mlp_cpu.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
@@ -179,8 +181,21 @@ LossTerms loss_head(const LossConfig& cfg, std::int64_t N, int k, int d, const S
 // =============================================================================================
 // the network
 
+OmpThreadLimit::OmpThreadLimit(int threads) {
+  if (threads > 0) {
+    saved_ = omp_get_max_threads();
+    omp_set_num_threads(threads);
+  }
+}
+
+OmpThreadLimit::~OmpThreadLimit() {
+  if (saved_ > 0) omp_set_num_threads(saved_);
+}
+
 template <class S>
-CpuMlp<S>::CpuMlp(const MlpSpec& spec, const LossConfig& loss) : spec_(spec), loss_(loss) {
+CpuMlp<S>::CpuMlp(const MlpSpec& spec, const LossConfig& loss, int threads)
+    : spec_(spec), loss_(loss), threads_(threads) {
+  if (threads < 0) throw InputError("CpuMlp: threads must be >= 0 (0: all cores)");
   spec_.validate();
   loss_.validate(spec_.nx, spec_.nu);
   A_.resize(spec_.num_layers() + 1);
@@ -276,6 +291,7 @@ template <class S>
 void CpuMlp<S>::forward(std::int64_t N, const S* theta, const S* inputs, S* pred, S* jac) {
   if (N < 0) throw InputError("CpuMlp::forward: N must be >= 0");
   if (N == 0) return;
+  const OmpThreadLimit limit(threads_);
   run_forward(N, theta, inputs, jac != nullptr);
   read_outputs(N, inputs, pred, jac);
 }
@@ -291,6 +307,7 @@ LossTerms CpuMlp<S>::loss_and_grad(std::int64_t N, const S* theta, const S* inpu
     throw InputError("CpuMlp::loss_and_grad: the loss has a JAL term but target_jac is null");
   }
   const int k = spec_.n_out(), d = spec_.n_in(), L = spec_.num_layers();
+  const OmpThreadLimit limit(threads_);
   run_forward(N, theta, inputs, tangents);
   pred_.resize(static_cast<std::size_t>(N * k));
   g_pred_.resize(pred_.size());

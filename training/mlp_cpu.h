@@ -26,12 +26,26 @@ template <class S>
 LossTerms loss_head(const LossConfig& cfg, std::int64_t N, int k, int d, const S* pred,
                     const S* targets, const S* jac, const S* target_jac, S* g_pred, S* g_jac);
 
+/// Limits the OpenMP threads of the calling thread's parallel regions (its nthreads ICV, which
+/// Eigen's GEMM also reads) to `threads` while in scope; 0 leaves them as they are (all cores).
+class OmpThreadLimit {
+ public:
+  explicit OmpThreadLimit(int threads);
+  ~OmpThreadLimit();
+  OmpThreadLimit(const OmpThreadLimit&) = delete;
+  OmpThreadLimit& operator=(const OmpThreadLimit&) = delete;
+
+ private:
+  int saved_ = 0;
+};
+
 template <class S>
 class CpuMlp {
  public:
   using Matrix = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-  CpuMlp(const MlpSpec& spec, const LossConfig& loss);
+  /// threads: OpenMP threads of every pass (GEMMs and elementwise loops), 0 = all cores.
+  CpuMlp(const MlpSpec& spec, const LossConfig& loss, int threads = 0);
 
   const MlpSpec& spec() const { return spec_; }
   const LossConfig& loss() const { return loss_; }
@@ -54,6 +68,7 @@ class CpuMlp {
 
   MlpSpec spec_;
   LossConfig loss_;
+  int threads_ = 0;
   int rows_per_sample_ = 1;
   std::vector<Matrix> A_;  // A_[0]: normalised inputs; A_[l + 1]: output of layer l
   std::vector<Matrix> Z_;  // pre-activations of the hidden layers

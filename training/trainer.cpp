@@ -68,8 +68,9 @@ Trainer<S>::Trainer(const TrainConfig& config, Backend backend, int threads, voi
     : config_(config),
       backend_(backend),
       stream_(stream),
+      threads_(threads),
       sim_(config.simulator_options(backend, threads, stream)),
-      ops_(make_train_ops<S>(backend, stream)),
+      ops_(make_train_ops<S>(backend, stream, threads)),
       sampler_(config.sampling, backend, sim_, *ops_, stream),
       spec_(make_spec(config, checked_env(sim_.env()))),
       loss_(config.loss),
@@ -127,7 +128,7 @@ void Trainer<S>::restore(const ModelState& state) {
     throw InputError("model state has " + std::to_string(state.theta.size()) +
                      " parameters, the architecture needs " + std::to_string(P));
   }
-  mlp_ = make_mlp_engine<S>(backend_, spec_, loss_, stream_, config_.train.kernels);
+  mlp_ = make_mlp_engine<S>(backend_, spec_, loss_, stream_, config_.train.kernels, threads_);
   theta_ = Buffer<S>(backend_, P, stream_);
   grad_ = Buffer<S>(backend_, P, stream_);
   adam_m_ = Buffer<S>(backend_, P, stream_);

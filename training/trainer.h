@@ -83,6 +83,7 @@ class Trainer {
   TrainConfig config_;
   Backend backend_;
   void* stream_;
+  int threads_;
   Simulator<S> sim_;
   std::unique_ptr<TrainOps<S>> ops_;
   std::unique_ptr<MlpEngine<S>> mlp_;

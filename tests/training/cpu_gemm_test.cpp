@@ -1,7 +1,9 @@
 // The CPU trainer's dispatched products (training/cpu_gemm.h): every instruction set this CPU
 // runs against a plain triple loop, the whole MLP loss gradient under each set against the
-// baseline's, and the choice of set (names, PHYDREAM_CPU_ISA's errors, unsupported sets refused).
+// baseline's, the choice of set (names, PHYDREAM_CPU_ISA's errors, unsupported sets refused), and
+// the trainer's OpenMP thread limit.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -180,6 +182,45 @@ TEST(CpuGemm, MlpGradientAgreesAcrossSets) {
     for (std::size_t i = 0; i < P; ++i) worst = std::max(worst, std::abs(g[i] - g0[i]));
     EXPECT_LE(worst, 1e-12 * scale) << training::cpu_isa_name(isa);
   }
+}
+
+// the trainer's thread limit: the calling thread's OpenMP regions (and Eigen's GEMM, which reads
+// the same setting) are limited while it is in scope, and the caller's setting comes back
+TEST(CpuThreads, LimitAppliesInScopeAndIsRestored) {
+  const int before = omp_get_max_threads();
+  {
+    const training::OmpThreadLimit limit(1);
+    EXPECT_EQ(omp_get_max_threads(), 1);
+    int team = 0;
+#pragma omp parallel
+    {
+#pragma omp single
+      team = omp_get_num_threads();
+    }
+    EXPECT_EQ(team, 1);
+  }
+  EXPECT_EQ(omp_get_max_threads(), before);
+  {
+    const training::OmpThreadLimit none(0);  // 0: as it was
+    EXPECT_EQ(omp_get_max_threads(), before);
+  }
+  // a one-thread network leaves the caller's setting alone and computes what the default does
+  const training::MlpSpec spec = make_spec(training::Activation::tanh, false);
+  const auto theta = training::init_params<double>(spec, 2);
+  const Batch batch = random_batch(spec, 300, 4);  // above the loops' parallel threshold
+  const auto cfg = loss_config(1, 1, training::JalMetric::mse, training::JacScaling::none, spec);
+  training::CpuMlp<double> one(spec, cfg, 1), all(spec, cfg);
+  std::vector<double> g1(spec.num_params()), ga(spec.num_params());
+  one.loss_and_grad(300, theta.data(), batch.inputs.data(), batch.targets.data(), batch.target_jac.data(), g1.data());
+  EXPECT_EQ(omp_get_max_threads(), before);
+  all.loss_and_grad(300, theta.data(), batch.inputs.data(), batch.targets.data(), batch.target_jac.data(), ga.data());
+  double scale = 0, worst = 0;
+  for (std::size_t i = 0; i < g1.size(); ++i) {
+    scale = std::max(scale, std::abs(ga[i]));
+    worst = std::max(worst, std::abs(g1[i] - ga[i]));
+  }
+  EXPECT_LE(worst, 1e-12 * scale);
+  EXPECT_THROW(training::CpuMlp<double>(spec, cfg, -1), InputError);
 }
 
 TEST(CpuGemm, NamesParseAndUnknownOnesAreRefused) {
