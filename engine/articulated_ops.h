@@ -336,8 +336,22 @@ PHYDREAM_HD void articulated_jacobian(const ModelView<S>& m, S* ws, Vec<S, KW>* 
   }
 }
 
-/// gx += A^T g_next, gu += B^T g_next with A, B from articulated_jacobian (the unrolled and fd
-/// modes' VJP). g_next is copied first: it may live in memory the Jacobian overwrites.
+/// articulated_jacobian with JacobianMode::forward (which every grad_mode routes to the forward
+/// sweeps or, in the fd mode, to central differences), without the other routes' code, which the
+/// VJP kernels that inline it would otherwise carry.
+template <class S, int KW>
+PHYDREAM_HD void articulated_jacobian_forward(const ModelView<S>& m, S* ws, Vec<S, KW>* tws, const S* x,
+                                              const S* u, S* x_next, S* jac_x, S* jac_u) {
+  if (m.grad_mode == static_cast<int>(GradMode::fd)) {
+    articulated_jacobian_fd(m, ws, x, u, default_fd_eps<S>(), jac_x, jac_u);
+    if (x_next != nullptr) articulated_step(m, ws, x, u, x_next);
+    return;
+  }
+  step_jacobian_jvp<S, KW>(m, ws, tws, x, u, x_next, jac_x, jac_u);
+}
+
+/// gx += A^T g_next, gu += B^T g_next with A, B from articulated_jacobian_forward (the unrolled
+/// and fd modes' VJP). g_next is copied first: it may live in memory the Jacobian overwrites.
 template <class S, int KW>
 PHYDREAM_HD void articulated_vjp_by_jacobian(const ModelView<S>& m, S* ws, Vec<S, KW>* tws, const S* x,
                                              const S* u, S* gx, S* gu, const S* g_next) {
@@ -346,7 +360,7 @@ PHYDREAM_HD void articulated_vjp_by_jacobian(const ModelView<S>& m, S* ws, Vec<S
   S* B = A + ndx * ndx;
   S* g = B + ndx * nu;
   for (int i = 0; i < ndx; ++i) g[i] = g_next[i];
-  articulated_jacobian(m, ws, tws, x, u, static_cast<S*>(nullptr), A, B, JacobianMode::forward);
+  articulated_jacobian_forward(m, ws, tws, x, u, static_cast<S*>(nullptr), A, B);
   for (int i = 0; i < ndx; ++i) {
     const S gi = g[i];
     if (gi == S(0)) continue;

@@ -24,8 +24,12 @@ if ! command -v nvcc >/dev/null 2>&1 && [[ -x /usr/local/cuda/bin/nvcc ]]; then
   export PATH="/usr/local/cuda/bin:$PATH"
 fi
 "$root/scripts/install_deps.sh"
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DPHYDREAM_CUDA=ON -DBUILD_SHARED_LIBS=ON \
-  -DCMAKE_CUDA_ARCHITECTURES=90-real "$@" >/dev/null
+generator=()  # Ninja for a fresh build folder, as scripts/build.sh
+if [[ ! -f "$build/CMakeCache.txt" ]] && command -v ninja >/dev/null 2>&1; then
+  generator=(-G Ninja)
+fi
+cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DPHYDREAM_CUDA=ON \
+  -DBUILD_SHARED_LIBS=ON -DCMAKE_CUDA_ARCHITECTURES=90-real "$@" >/dev/null
 bins=(phydream tests/gpu_tests bench/phydream_bench bench/model_bench bench/train_bench)
 cmake --build "$build" -j"$(nproc)" --target phydream_cli gpu_tests phydream_bench model_bench \
   train_bench

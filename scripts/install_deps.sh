@@ -9,6 +9,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake          # C++17 compiler, CMake >= 3.25
+  ninja-build                    # the build tool scripts/build.sh configures (parallel across targets)
   libgtest-dev libgmock-dev      # GoogleTest (static libraries)
   nlohmann-json3-dev             # JSON output, configs
   libcli11-dev                   # command-line parsing
