@@ -28,6 +28,13 @@ PHYDREAM_HD S sigmoid(S z) {
 }
 }  // namespace detail
 
+/// tanh's sigma'(z) and sigma''(z) from t = tanh(z).
+template <class S>
+PHYDREAM_HD void tanh_derivatives(S t, S* d1, S* d2) {
+  *d1 = S(1) - t * t;
+  *d2 = S(-2) * t * (S(1) - t * t);
+}
+
 /// sigma(z), sigma'(z) and sigma''(z) in one evaluation.
 template <class S>
 PHYDREAM_HD void activate(Activation a, S z, S* f, S* d1, S* d2) {
@@ -35,8 +42,7 @@ PHYDREAM_HD void activate(Activation a, S z, S* f, S* d1, S* d2) {
     case Activation::tanh: {
       const S t = detail::tanh_(z);
       *f = t;
-      *d1 = S(1) - t * t;
-      *d2 = S(-2) * t * (S(1) - t * t);
+      tanh_derivatives(t, d1, d2);
       return;
     }
     case Activation::silu: {

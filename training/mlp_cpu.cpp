@@ -243,7 +243,7 @@ void CpuMlp<S>::run_forward(std::int64_t N, const S* theta, const S* inputs, boo
     d2s.resize(N, out);
     const Activation act = spec_.activation;
     // float tanh: a whole primal row at once, vectorised (training/cpu_gemm.h), then its
-    // derivatives as activate() forms them from tanh
+    // derivatives from it as activate() forms them
     const bool vector_tanh = std::is_same_v<S, float> && act == Activation::tanh;
 #pragma omp parallel for schedule(static) if (N >= 256)
     for (std::int64_t b = 0; b < N; ++b) {
@@ -254,8 +254,7 @@ void CpuMlp<S>::run_forward(std::int64_t N, const S* theta, const S* inputs, boo
         S f, d1, d2;
         if (vector_tanh) {
           f = a(b * r, c);
-          d1 = S(1) - f * f;
-          d2 = S(-2) * f * (S(1) - f * f);
+          tanh_derivatives(f, &d1, &d2);
         } else {
           activate(act, z(b * r, c), &f, &d1, &d2);
         }
