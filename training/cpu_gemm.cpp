@@ -7,27 +7,17 @@
 #include "engine/errors.h"
 
 namespace phydream::training {
-#define PHYDREAM_DECLARE_GEMMS(NS)                                                                  \
-  namespace NS {                                                                                    \
-  template <class S>                                                                                \
-  void gemm_abt(std::int64_t, std::int64_t, std::int64_t, const S*, const S*, S*);                  \
-  template <class S>                                                                                \
-  void gemm_atb(std::int64_t, std::int64_t, std::int64_t, const S*, const S*, S*);                  \
-  template <class S>                                                                                \
-  void gemm_ab(std::int64_t, std::int64_t, std::int64_t, const S*, const S*, S*);                   \
-  extern template void gemm_abt<float>(std::int64_t, std::int64_t, std::int64_t, const float*,      \
-                                       const float*, float*);                                       \
-  extern template void gemm_abt<double>(std::int64_t, std::int64_t, std::int64_t, const double*,    \
-                                        const double*, double*);                                    \
-  extern template void gemm_atb<float>(std::int64_t, std::int64_t, std::int64_t, const float*,      \
-                                       const float*, float*);                                       \
-  extern template void gemm_atb<double>(std::int64_t, std::int64_t, std::int64_t, const double*,    \
-                                        const double*, double*);                                    \
-  extern template void gemm_ab<float>(std::int64_t, std::int64_t, std::int64_t, const float*,       \
-                                      const float*, float*);                                        \
-  extern template void gemm_ab<double>(std::int64_t, std::int64_t, std::int64_t, const double*,     \
-                                       const double*, double*);                                     \
-  void tanh_f32(std::int64_t, const float*, float*);                                                \
+
+// each set's functions (explicitly instantiated in its object, so declarations suffice)
+#define PHYDREAM_DECLARE_GEMMS(NS)                                                \
+  namespace NS {                                                                  \
+  template <class S>                                                              \
+  void gemm_abt(std::int64_t, std::int64_t, std::int64_t, const S*, const S*, S*); \
+  template <class S>                                                              \
+  void gemm_atb(std::int64_t, std::int64_t, std::int64_t, const S*, const S*, S*); \
+  template <class S>                                                              \
+  void gemm_ab(std::int64_t, std::int64_t, std::int64_t, const S*, const S*, S*);  \
+  void tanh_f32(std::int64_t, const float*, float*);                              \
   }
 PHYDREAM_DECLARE_GEMMS(isa_baseline)
 #if PHYDREAM_CPU_DISPATCH_X86
@@ -35,9 +25,6 @@ PHYDREAM_DECLARE_GEMMS(isa_avx2)
 PHYDREAM_DECLARE_GEMMS(isa_avx512)
 #endif
 #undef PHYDREAM_DECLARE_GEMMS
-}  // namespace phydream::training
-
-namespace phydream::training {
 
 namespace {
 
@@ -156,46 +143,35 @@ void set_cpu_isa(CpuIsa isa) {
   g_override.store(static_cast<int>(isa), std::memory_order_relaxed);
 }
 
+// CALL in the namespace of the set in use
 #if PHYDREAM_CPU_DISPATCH_X86
-#define PHYDREAM_DISPATCH(FN)                 \
-  switch (cpu_isa()) {                        \
-    case CpuIsa::avx512:                      \
-      return isa_avx512::FN(m, n, k, a, b, c); \
-    case CpuIsa::avx2:                        \
-      return isa_avx2::FN(m, n, k, a, b, c);   \
-    case CpuIsa::baseline:                    \
-      break;                                  \
-  }                                           \
-  return isa_baseline::FN(m, n, k, a, b, c)
+#define PHYDREAM_DISPATCH(CALL)   \
+  switch (cpu_isa()) {            \
+    case CpuIsa::avx512:          \
+      return isa_avx512::CALL;    \
+    case CpuIsa::avx2:            \
+      return isa_avx2::CALL;      \
+    case CpuIsa::baseline:        \
+      break;                      \
+  }                               \
+  return isa_baseline::CALL
 #else
-#define PHYDREAM_DISPATCH(FN) return isa_baseline::FN(m, n, k, a, b, c)
+#define PHYDREAM_DISPATCH(CALL) return isa_baseline::CALL
 #endif
 
 template <class S>
 void gemm_abt(std::int64_t m, std::int64_t n, std::int64_t k, const S* a, const S* b, S* c) {
-  PHYDREAM_DISPATCH(gemm_abt);
+  PHYDREAM_DISPATCH(gemm_abt(m, n, k, a, b, c));
 }
 template <class S>
 void gemm_atb(std::int64_t m, std::int64_t n, std::int64_t k, const S* a, const S* b, S* c) {
-  PHYDREAM_DISPATCH(gemm_atb);
+  PHYDREAM_DISPATCH(gemm_atb(m, n, k, a, b, c));
 }
 template <class S>
 void gemm_ab(std::int64_t m, std::int64_t n, std::int64_t k, const S* a, const S* b, S* c) {
-  PHYDREAM_DISPATCH(gemm_ab);
+  PHYDREAM_DISPATCH(gemm_ab(m, n, k, a, b, c));
 }
-void tanh_f32(std::int64_t n, const float* x, float* y) {
-#if PHYDREAM_CPU_DISPATCH_X86
-  switch (cpu_isa()) {
-    case CpuIsa::avx512:
-      return isa_avx512::tanh_f32(n, x, y);
-    case CpuIsa::avx2:
-      return isa_avx2::tanh_f32(n, x, y);
-    case CpuIsa::baseline:
-      break;
-  }
-#endif
-  isa_baseline::tanh_f32(n, x, y);
-}
+void tanh_f32(std::int64_t n, const float* x, float* y) { PHYDREAM_DISPATCH(tanh_f32(n, x, y)); }
 #undef PHYDREAM_DISPATCH
 
 template void gemm_abt<float>(std::int64_t, std::int64_t, std::int64_t, const float*, const float*, float*);
