@@ -202,7 +202,7 @@ int main(int argc, char** argv) {
 
   // mlp-grad
   phydream::cli::MlpGradArgs grad_args;
-  double lambda_mse = 0, lambda_jal = 0;
+  double lambda_mse = 0, lambda_jal = 0, huber_delta = 0;
   auto* mlp_grad = app.add_subcommand(
       "mlp-grad", "the training loss of a checkpoint on given arrays, and its gradient for every "
                   "tensor (float64)");
@@ -217,7 +217,10 @@ int main(int argc, char** argv) {
   mlp_grad->add_option("--scaling", grad_args.scaling,
                        "none | minmax | zscore | std (default: the checkpoint's)");
   mlp_grad->add_option("--metric", grad_args.metric,
-                       "mse | frobenius | l1 (default: the checkpoint's)");
+                       "mse | frobenius | l1 | huber (default: the checkpoint's)");
+  auto* huber_opt = mlp_grad->add_option(
+      "--huber-delta", huber_delta,
+      "metric huber: where its quadratic turns linear (default: the checkpoint's)");
   auto* lmse_opt = mlp_grad->add_option("--lambda-mse", lambda_mse, "weight of the MSE term");
   auto* ljal_opt = mlp_grad->add_option("--lambda-jal", lambda_jal, "weight of the JAL term");
   mlp_grad->add_option("--out", grad_args.out, "output directory")->required();
@@ -270,6 +273,7 @@ int main(int argc, char** argv) {
   if (train_seed_opt->count() > 0) train_args.seed = train_seed;
   if (lmse_opt->count() > 0) grad_args.lambda_mse = lambda_mse;
   if (ljal_opt->count() > 0) grad_args.lambda_jal = lambda_jal;
+  if (huber_opt->count() > 0) grad_args.huber_delta = huber_delta;
   if (exp_steps_opt->count() > 0) exp_args.steps = exp_steps;
   if (exp_seeds_opt->count() > 0) exp_args.seeds = exp_seeds;
   if (roll_dt_opt->count() > 0) roll_args.sim.dt = roll_dt;

@@ -389,6 +389,13 @@ int run_mlp_grad(const MlpGradArgs& a) {
   } catch (const InputError& e) {
     throw InputError(std::string("--metric: ") + e.what());
   }
+  if (a.huber_delta) {
+    if (loss.metric != training::JalMetric::huber) {
+      throw InputError(std::string("--huber-delta applies only to the huber metric; the metric is ") +
+                       training::metric_name(loss.metric) + " (add --metric huber)");
+    }
+    loss.huber_delta = *a.huber_delta;
+  }
   const training::MlpSpec& spec = st.spec;
   const int k = spec.n_out(), d = spec.n_in();
   const auto X = load_checked<double>("--inputs", a.inputs, {Dim::any("B"), Dim::fixed(d, "nx+nu")});
@@ -418,7 +425,7 @@ int run_mlp_grad(const MlpGradArgs& a) {
   try {
     loss.validate(spec.nx, spec.nu);
   } catch (const InputError& e) {
-    throw InputError(std::string("--loss/--lambda-*: ") + e.what());
+    throw InputError(std::string("--loss/--lambda-*/--huber-delta: ") + e.what());
   }
   OutputDir out(a.out);
   training::CpuMlp<double> net(spec, loss);
@@ -436,7 +443,7 @@ int run_mlp_grad(const MlpGradArgs& a) {
             {spec.layer_out(l)});
   }
   out.write();
-  const json j = {{"loss", t.total},
+  json j = {{"loss", t.total},
                   {"mse", t.mse},
                   {"jal", t.jal},
                   {"lambda_mse", loss.lambda_mse},
@@ -445,6 +452,7 @@ int run_mlp_grad(const MlpGradArgs& a) {
                   {"scaling", training::scaling_name(loss.scaling)},
                   {"batch", B},
                   {"num_params", spec.num_params()}};
+  if (loss.metric == training::JalMetric::huber) j["huber_delta"] = loss.huber_delta;
   write_text(fs::path(a.out) / "loss.json", j.dump(2) + "\n");
   std::printf("loss %.10e (mse %.6e, jal %.6e) on %lld samples; gradients in %s\n", t.total,
               t.mse, t.jal, static_cast<long long>(B), a.out.c_str());

@@ -31,6 +31,7 @@ struct MlpGradArgs {
   std::string scaling;        // empty: the checkpoint's
   std::string metric;         // empty: the checkpoint's
   std::optional<double> lambda_mse, lambda_jal;
+  std::optional<double> huber_delta;  // metric huber; empty: the checkpoint's
 };
 
 struct ExperimentArgs {

@@ -147,6 +147,7 @@ struct LossParams {
   int k = 0, d = 0;
   double lambda_mse = 0, lambda_jal = 0;
   JalMetric metric = JalMetric::mse;
+  double huber_delta = 1.0;  // metric huber
   JacScaling scaling = JacScaling::none;
   bool jal = false;                 // the loss has a JAL term (lambda_jal != 0)
   const double* jac_std = nullptr;  // (k d), device memory; scaling std only
@@ -195,6 +196,8 @@ __device__ double metric_grad(const LossParams& p, double diff, double norm) {
   switch (p.metric) {
     case JalMetric::l1:
       return (diff > 0 ? 1.0 : diff < 0 ? -1.0 : 0.0) / n;
+    case JalMetric::huber:
+      return huber_grad(diff, p.huber_delta) / n;
     case JalMetric::frobenius:
       return norm > kFrobeniusFloor ? diff / (norm * double(p.N)) : 0.0;
     case JalMetric::mse:
@@ -288,7 +291,9 @@ __global__ void __launch_bounds__(kReduceThreads)
     } else {
       for (std::int64_t e = t; e < n; e += kReduceThreads) {
         const double diff = scaled(p, s.net, e, jac[e]) - scaled(p, s.target, e, target_jac[e]);
-        acc += p.metric == JalMetric::mse ? diff * diff : fabs(diff);
+        acc += p.metric == JalMetric::mse     ? diff * diff
+               : p.metric == JalMetric::huber ? huber_value(diff, p.huber_delta)
+                                              : fabs(diff);
       }
       jal = block_sum(acc, shm) / double(n);
     }
@@ -652,6 +657,7 @@ class CudaMlpEngine final : public MlpEngine<S> {
     p.lambda_mse = loss_.lambda_mse;
     p.lambda_jal = loss_.lambda_jal;
     p.metric = loss_.metric;
+    p.huber_delta = loss_.huber_delta;
     p.scaling = loss_.scaling;
     p.jal = tangents;
     p.jac_std = jac_std();

@@ -25,6 +25,7 @@ from torch.func import jacrev, vmap
 SCALE_FLOOR = 1e-12  # training/mlp.h: kScaleRangeFloor
 ZSCORE_EPS = 1e-12   # training/mlp.h: kZscoreEps
 FROB_FLOOR = 1e-30   # training/mlp.h: kFrobeniusFloor
+HUBER_DELTA = 0.5    # the huber cases' delta (the random errors lie on both sides of it)
 
 TRAIN_CONFIG = {
     "env": "double_pendulum",
@@ -87,6 +88,9 @@ def torch_loss(model, params, X, Y, Jt, lam_mse, lam_jal, metric, scaling, jac_s
             jal = torch.mean(D ** 2)
         elif metric == "l1":
             jal = torch.mean(torch.abs(D))
+        elif metric == "huber":
+            # PyTorch's huber_loss is half of PhyDream's h(r) (r^2 below delta)
+            jal = 2 * torch.nn.functional.huber_loss(D, torch.zeros_like(D), delta=HUBER_DELTA)
         else:  # frobenius: mean over samples of |D|_F
             jal = torch.mean(torch.sqrt(torch.clamp((D ** 2).sum(dim=(1, 2)), min=FROB_FLOOR)))
         loss = loss + lam_jal * jal
@@ -120,7 +124,7 @@ def main():
         for activation in ("tanh", "silu", "softplus"):
             for residual in (True, False):
                 for loss in ("mse", "jal", "both"):
-                    metrics = ("mse",) if loss == "mse" else ("mse", "frobenius", "l1")
+                    metrics = ("mse",) if loss == "mse" else ("mse", "frobenius", "l1", "huber")
                     scalings = ("none",) if loss == "mse" else ("none", "minmax", "zscore", "std")
                     cases += [(activation, residual, loss, m, s) for m in metrics for s in scalings]
         for i, (activation, residual, loss, metric, scaling) in enumerate(cases):
@@ -146,7 +150,8 @@ def main():
             out = tmp / f"out{i}"
             run([a.phydream, "mlp-grad", "--checkpoint", ck, "--inputs", tmp / "X.npy",
                  "--targets", tmp / "Y.npy", "--target-jacobians", tmp / "J.npy", "--out", out,
-                 "--loss", loss, "--metric", metric, "--scaling", scaling])
+                 "--loss", loss, "--metric", metric, "--scaling", scaling]
+                + (["--huber-delta", str(HUBER_DELTA)] if metric == "huber" else []))
             ours = json.loads((out / "loss.json").read_text())
             lt = torch_loss(model, params, torch.tensor(X), torch.tensor(Y), torch.tensor(J),
                             ours["lambda_mse"], ours["lambda_jal"], metric, scaling,

@@ -88,6 +88,7 @@ void save_checkpoint(const std::string& dir, const ModelState& st, const std::st
                               {"out_std", spec.out_std}};
     model["loss"] = {{"lambda_mse", st.loss.lambda_mse}, {"lambda_jal", st.loss.lambda_jal},
                      {"metric", metric_name(st.loss.metric)},
+                     {"huber_delta", st.loss.huber_delta},
                      {"scaling", scaling_name(st.loss.scaling)}, {"jac_std", st.loss.jac_std}};
     model["tensors"] = tensors;
     model["optimizer_state"] = optimizer;
@@ -160,6 +161,10 @@ ModelState load_checkpoint(const std::string& dir, std::string* dtype_out) {
     st.loss.lambda_jal = field(l, "lambda_jal", "loss.lambda_jal").get<double>();
     st.loss.metric = parse_metric(field(l, "metric", "loss.metric").get<std::string>());
     st.loss.scaling = parse_scaling(field(l, "scaling", "loss.scaling").get<std::string>());
+    // (checkpoints written before the huber metric existed have no delta; any value will do)
+    if (l.contains("huber_delta")) {
+      st.loss.huber_delta = field(l, "huber_delta", "loss.huber_delta").get<double>();
+    }
     st.loss.jac_std = numbers(l, "jac_std", "loss.jac_std");
     st.step = field(m, "step", "step").get<std::int64_t>();
     if (dtype_out != nullptr) *dtype_out = field(m, "dtype", "dtype").get<std::string>();

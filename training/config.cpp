@@ -277,6 +277,12 @@ TrainConfig parse_train_config(const json& j, const std::string& source,
     } catch (const InputError& e) {
       throw InputError(source + ": loss: " + e.what());
     }
+    c.loss.huber_delta = r.number("huber_delta", 1.0);
+    require(c.loss.huber_delta > 0, r, "huber_delta", "must be > 0", json(c.loss.huber_delta));
+    require(!r.has("huber_delta") || c.loss.metric == JalMetric::huber, r, "huber_delta",
+            std::string("applies only to metric \"huber\", but metric is \"") +
+                metric_name(c.loss.metric) + "\"",
+            json(c.loss.huber_delta));
     r.finish();
     if (c.loss.lambda_mse < 0 || c.loss.lambda_jal < 0 ||
         (c.loss.lambda_mse == 0 && c.loss.lambda_jal == 0)) {
@@ -408,6 +414,7 @@ json to_json(const TrainConfig& c) {
                {"lambda_jal", c.loss.lambda_jal},
                {"metric", metric_name(c.loss.metric)},
                {"scaling", scaling_name(c.loss.scaling)}};
+  if (c.loss.metric == JalMetric::huber) j["loss"]["huber_delta"] = c.loss.huber_delta;
   const AdamConfig& a = c.optimizer.adam;
   j["optimizer"] = {{"lr", a.lr},           {"beta1", a.beta1},
                     {"beta2", a.beta2},     {"eps", a.eps},

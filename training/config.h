@@ -16,7 +16,10 @@
 //                "state_low": [...], "state_high": [...],        default: the environment's box
 //                "action_low": [...], "action_high": [...]},     (nx and nu entries)
 //   "model": {"hidden": [64, 64], "activation": "tanh", "residual": true},
-//   "loss": {"lambda_mse": 1, "lambda_jal": 0, "metric": "mse", "scaling": "none"},
+//   "loss": {"lambda_mse": 1, "lambda_jal": 0,
+//            "metric": "mse" | "frobenius" | "l1" | "huber",    (training/mlp.h)
+//            "huber_delta": 1,                        metric huber only, > 0
+//            "scaling": "none" | "minmax" | "zscore" | "std"},
 //   "optimizer": {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
 //                 "weight_decay": 0, "schedule": "constant" | "cosine", "lr_min": 0},
 //   "train": {"steps": 2000, "batch": 256, "seed": 0, "dtype": "f32", "log_every": 50,

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <random>
 
 #include "engine/errors.h"
@@ -31,6 +32,7 @@ const char* metric_name(JalMetric m) {
     case JalMetric::mse: return "mse";
     case JalMetric::frobenius: return "frobenius";
     case JalMetric::l1: return "l1";
+    case JalMetric::huber: return "huber";
   }
   return "?";
 }
@@ -39,7 +41,8 @@ JalMetric parse_metric(const std::string& name) {
   if (name == "mse") return JalMetric::mse;
   if (name == "frobenius") return JalMetric::frobenius;
   if (name == "l1") return JalMetric::l1;
-  throw InputError("unknown JAL metric '" + name + "'; expected one of: mse, frobenius, l1");
+  if (name == "huber") return JalMetric::huber;
+  throw InputError("unknown JAL metric '" + name + "'; expected one of: mse, frobenius, l1, huber");
 }
 
 const char* scaling_name(JacScaling s) {
@@ -137,6 +140,11 @@ void LossConfig::validate(int nx, int nu) const {
   }
   if (lambda_mse == 0 && lambda_jal == 0) {
     throw InputError("loss: lambda_mse and lambda_jal are both 0; nothing to train");
+  }
+  if (!std::isfinite(huber_delta) || huber_delta <= 0) {
+    char got[32];
+    std::snprintf(got, sizeof got, "%g", huber_delta);
+    throw InputError(std::string("loss: huber_delta must be finite and > 0, got ") + got);
   }
   // the per-entry statistics matter only when there is a JAL term to scale
   if (scaling == JacScaling::std && uses_jacobian()) {

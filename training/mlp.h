@@ -14,6 +14,10 @@
 //   JAL = mean over N k d of (s(J) - s(J*))^2          metric mse (eq. 1)
 //       = mean over N of |s(J) - s(J*)|_F               metric frobenius
 //       = mean over N k d of |s(J) - s(J*)|             metric l1
+//       = mean over N k d of h(s(J) - s(J*))            metric huber, with
+//         h(r) = r^2 for |r| <= delta, delta (2 |r| - delta) beyond: eq. 1 for the errors below
+//         delta, growing like L1 above it (so a few huge entries, such as a contact's, cannot
+//         carry the loss), continuously differentiable, dh/dr = 2 clamp(r, -delta, delta)
 // where s scales each Jacobian batch: none; minmax (x - min) / (max - min) over the batch, as
 // in the seed; zscore (x - mean) / std over the batch; std: each entry divided by the dataset
 // standard deviation of that entry of the true Jacobian. The gradient flows through the batch
@@ -63,7 +67,7 @@ struct MlpSpec {
 template <class S>
 std::vector<S> init_params(const MlpSpec& spec, std::uint64_t seed);
 
-enum class JalMetric : int { mse = 0, frobenius = 1, l1 = 2 };
+enum class JalMetric : int { mse = 0, frobenius = 1, l1 = 2, huber = 3 };
 enum class JacScaling : int { none = 0, minmax = 1, zscore = 2, std = 3 };
 
 const char* metric_name(JalMetric m);
@@ -76,10 +80,11 @@ struct LossConfig {
   double lambda_jal = 0.0;
   JalMetric metric = JalMetric::mse;
   JacScaling scaling = JacScaling::none;
+  double huber_delta = 1.0;     // metric huber: where the quadratic turns linear (scaled units)
   std::vector<double> jac_std;  // (nx, nx + nu): for scaling std, per-entry std of J*
   bool uses_jacobian() const { return lambda_jal != 0; }
-  /// Throws InputError for negative weights, or (with a JAL term and scaling std) a missing or
-  /// negative jac_std.
+  /// Throws InputError for negative weights, a huber_delta that is not finite and > 0, or (with
+  /// a JAL term and scaling std) a missing or negative jac_std.
   void validate(int nx, int nu) const;
 };
 
@@ -92,5 +97,20 @@ struct LossTerms {
 constexpr double kScaleRangeFloor = 1e-12;  // minmax: max - min below this is treated as this
 constexpr double kZscoreEps = 1e-12;        // zscore: std = sqrt(var + eps), differentiable at 0
 constexpr double kFrobeniusFloor = 1e-30;   // frobenius: no gradient direction at |D| = 0
+
+// the huber metric's h(r) and dh/dr (see the top of this file), host and device
+#if defined(__CUDACC__)
+#define PHYDREAM_LOSS_HD __host__ __device__
+#else
+#define PHYDREAM_LOSS_HD
+#endif
+PHYDREAM_LOSS_HD inline double huber_value(double r, double delta) {
+  const double a = r < 0 ? -r : r;
+  return a <= delta ? r * r : delta * (2.0 * a - delta);
+}
+PHYDREAM_LOSS_HD inline double huber_grad(double r, double delta) {
+  return 2.0 * (r > delta ? delta : r < -delta ? -delta : r);
+}
+#undef PHYDREAM_LOSS_HD
 
 }  // namespace phydream::training

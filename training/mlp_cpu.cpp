@@ -156,6 +156,14 @@ LossTerms loss_head(const LossConfig& cfg, std::int64_t N, int k, int d, const S
       }
       t.jal /= double(n);
       break;
+    case JalMetric::huber:
+      for (std::int64_t e = 0; e < n; ++e) {
+        const double diff = sj.s[e] - st.s[e];
+        t.jal += huber_value(diff, cfg.huber_delta);
+        gs[e] = huber_grad(diff, cfg.huber_delta) / double(n);
+      }
+      t.jal /= double(n);
+      break;
     case JalMetric::frobenius:
       for (std::int64_t b = 0; b < N; ++b) {
         double sq = 0;

@@ -281,6 +281,10 @@ TEST_F(TrainCli, BadConfigsNameTheFileAndKey) {
        {"activation", "sigmoid"}},
       {"bad metric", cfg({{"loss", {{"metric", "l2"}}}}), {"metric", "l2"}},
       {"bad scaling", cfg({{"loss", {{"scaling", "max"}}}}), {"scaling", "max"}},
+      {"huber delta 0", cfg({{"loss", {{"metric", "huber"}, {"huber_delta", 0}}}}),
+       {"loss.huber_delta", "> 0"}},
+      {"huber delta without huber", cfg({{"loss", {{"metric", "l1"}, {"huber_delta", 0.5}}}}),
+       {"loss.huber_delta", "only to metric \"huber\"", "\"l1\""}},
       {"bad schedule", cfg({{"optimizer", {{"schedule", "linear"}}}}), {"optimizer.schedule"}},
       {"bad dtype", cfg({{"train", {{"dtype", "f16"}}}}), {"train.dtype"}},
       {"box of the wrong size",
@@ -632,14 +636,17 @@ TEST_F(MlpGradCli, EveryLossScalingAndMetricMatchesForwardMode) {
   int k = 0;
   for (const char* loss : {"mse", "jal", "both"}) {
     for (const char* scaling : {"none", "minmax", "zscore", "std"}) {
-      for (const char* metric : {"mse", "frobenius", "l1"}) {
+      for (const char* metric : {"mse", "frobenius", "l1", "huber"}) {
         LossConfig c = st.loss;
         c.lambda_mse = std::string(loss) == "jal" ? 0 : 1;
         c.lambda_jal = std::string(loss) == "mse" ? 0 : 1;
         c.scaling = phydream::training::parse_scaling(scaling);
         c.metric = phydream::training::parse_metric(metric);
-        check(std::string("--loss ") + loss + " --scaling " + scaling + " --metric " + metric, st,
-              c, path("g" + std::to_string(k++)));
+        const bool huber = c.metric == phydream::training::JalMetric::huber;
+        if (huber) c.huber_delta = 0.2;  // the errors of these arrays lie on both sides of it
+        check(std::string("--loss ") + loss + " --scaling " + scaling + " --metric " + metric +
+                  (huber ? " --huber-delta 0.2" : ""),
+              st, c, path("g" + std::to_string(k++)));
       }
     }
   }
@@ -677,6 +684,22 @@ TEST_F(MlpGradCli, DefaultsAndLambdaOverrides) {
                         "grad_W2.npy", "grad_b2.npy", "loss.json"}) {
     EXPECT_EQ(read_text(out + "/" + f), read_text(path("mse/") + f)) << f;
   }
+}
+
+// a checkpoint trained with the huber metric keeps its delta, and mlp-grad uses it by default
+TEST_F(MlpGradCli, HuberDeltaComesFromTheCheckpoint) {
+  train_checkpoint({{"lambda_jal", 1}, {"metric", "huber"}, {"huber_delta", 0.35}});
+  write_arrays();
+  const ModelState st = phydream::training::load_checkpoint(path("run/checkpoint"));
+  EXPECT_EQ(st.loss.metric, phydream::training::JalMetric::huber);
+  EXPECT_EQ(st.loss.huber_delta, 0.35);
+  LossConfig c = st.loss;
+  c.lambda_mse = 1;
+  c.lambda_jal = 1;
+  check("", st, c, path("default"));
+  EXPECT_EQ(read_json(path("default/loss.json"))["huber_delta"].get<double>(), 0.35);
+  c.huber_delta = 2.5;
+  check("--huber-delta 2.5", st, c, path("delta"));
 }
 
 TEST_F(MlpGradCli, StdScalingWithoutCheckpointStatisticsUsesTheGivenJacobians) {
@@ -750,6 +773,10 @@ TEST_F(MlpGradCli, BadArraysNameTheOptionAndFile) {
       {"bad --loss", args(xs, ys, js) + " --loss all", {"--loss", "all"}},
       {"bad --scaling", args(xs, ys, js) + " --scaling max", {"--scaling", "max"}},
       {"bad --metric", args(xs, ys, js) + " --metric l2", {"--metric", "l2"}},
+      {"--huber-delta without huber", args(xs, ys, js) + " --metric l1 --huber-delta 0.5",
+       {"--huber-delta", "huber", "l1"}},
+      {"--huber-delta 0", args(xs, ys, js) + " --metric huber --huber-delta 0",
+       {"--huber-delta", "huber_delta", "> 0"}},
       {"negative lambda", args(xs, ys, js) + " --lambda-mse -1", {"lambda"}},
       {"both lambdas 0", args(xs, ys, js) + " --lambda-mse 0 --lambda-jal 0", {"lambda"}},
       {"bad checkpoint",

@@ -307,6 +307,7 @@ TEST(CudaMlpLossMid, FusedAndGemmMatchCpu) {
       {Activation::tanh, JalMetric::mse, JacScaling::none, 0},
       {Activation::silu, JalMetric::mse, JacScaling::minmax, 0},
       {Activation::softplus, JalMetric::l1, JacScaling::std, 1},
+      {Activation::silu, JalMetric::huber, JacScaling::zscore, 0},
       {Activation::tanh, JalMetric::mse, JacScaling::none, 2},
   };
   for (const LossCase& c : cases) {

@@ -65,6 +65,8 @@ inline training::LossConfig loss_config(double lmse, double ljal, training::JalM
   c.lambda_jal = ljal;
   c.metric = m;
   c.scaling = s;
+  // (small enough that the random batches' errors fall on both sides of it)
+  c.huber_delta = 0.3;
   if (s == training::JacScaling::std) {
     for (int e = 0; e < spec.n_out() * spec.n_in(); ++e) c.jac_std.push_back(0.5 + 0.1 * (e % 7));
     c.jac_std[3] = 0.0;
@@ -97,7 +99,7 @@ inline auto all_loss_cases(std::vector<int> weights) {
   return ::testing::Combine(
       ::testing::Values(Activation::tanh, Activation::silu, Activation::softplus,
                         Activation::relu),
-      ::testing::Values(JalMetric::mse, JalMetric::frobenius, JalMetric::l1),
+      ::testing::Values(JalMetric::mse, JalMetric::frobenius, JalMetric::l1, JalMetric::huber),
       ::testing::Values(JacScaling::none, JacScaling::minmax, JacScaling::zscore,
                         JacScaling::std),
       ::testing::ValuesIn(weights));

@@ -3,6 +3,7 @@
 // independent forward-mode implementation in naive_mlp.h, and a linear network's closed form.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <random>
 #include <tuple>
 #include <vector>
@@ -214,6 +215,47 @@ TEST(MlpValidation, BadSpecsAndConfigsAreRejected) {
   EXPECT_THROW(training::parse_activation("gelu"), InputError);
   EXPECT_THROW(training::parse_scaling("l2"), InputError);
   EXPECT_EQ(training::parse_metric("frobenius"), JalMetric::frobenius);
+  EXPECT_EQ(training::parse_metric("huber"), JalMetric::huber);
+  EXPECT_THROW(training::parse_metric("l2"), InputError);
+  c.scaling = JacScaling::none;
+  c.metric = JalMetric::huber;
+  for (double bad : {0.0, -1.0, double(NAN), double(INFINITY)}) {
+    c.huber_delta = bad;
+    EXPECT_THROW(c.validate(4, 2), InputError) << bad;
+  }
+}
+
+// the huber metric's two regimes, against the other metrics on the same batch: with delta above
+// every error it is eq. 1's squared metric; with delta below every error it is
+// delta (2 L1 - delta), so its gradient is 2 delta times the L1 metric's
+TEST(HuberMetric, IsTheSquaredMetricBelowDeltaAndLinearAbove) {
+  const MlpSpec s = make_spec(Activation::tanh, true);
+  const auto theta = training::init_params<double>(s, 41);
+  const Batch b = random_batch(s, 5, 43);
+  auto run = [&](JalMetric m, double delta, std::vector<double>& grad) {
+    LossConfig c = loss_config(0, 1.4, m, JacScaling::zscore, s);  // JAL only
+    c.huber_delta = delta;
+    CpuMlp<double> net(s, c);
+    grad.assign(s.num_params(), 0.0);
+    return net.loss_and_grad(b.N, theta.data(), b.inputs.data(), b.targets.data(),
+                             b.target_jac.data(), grad.data());
+  };
+  // the largest scaled error of this batch bounds where the two regimes hold
+  std::vector<double> g_sq, g_l1, g_hub;
+  const auto sq = run(JalMetric::mse, 1.0, g_sq);
+  const auto l1 = run(JalMetric::l1, 1.0, g_l1);
+  ASSERT_GT(l1.jal, 0.0);
+
+  const auto big = run(JalMetric::huber, 1e3, g_hub);
+  EXPECT_NEAR(big.jal, sq.jal, 1e-14 * sq.jal);
+  for (std::size_t p = 0; p < g_sq.size(); ++p) EXPECT_NEAR(g_hub[p], g_sq[p], 1e-13) << p;
+
+  const double delta = 1e-9;  // below every entry's error in this random batch
+  const auto tiny = run(JalMetric::huber, delta, g_hub);
+  EXPECT_NEAR(tiny.jal, delta * (2 * l1.jal - delta), 1e-12 * tiny.jal);
+  for (std::size_t p = 0; p < g_l1.size(); ++p) {
+    EXPECT_NEAR(g_hub[p], 2 * delta * g_l1[p], 1e-12 * delta * std::abs(g_l1[p]) + 1e-30) << p;
+  }
 }
 
 }  // namespace

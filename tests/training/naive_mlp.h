@@ -211,6 +211,12 @@ T loss(const training::MlpSpec& spec, const training::LossConfig& cfg,
       const T diff = a[e] - t[e];
       if (cfg.metric == training::JalMetric::mse) jal = jal + diff * diff / T(n);
       if (cfg.metric == training::JalMetric::l1) jal = jal + abs(diff) / T(n);
+      if (cfg.metric == training::JalMetric::huber) {
+        const double delta = cfg.huber_delta;
+        const T h = std::abs(value(diff)) <= delta ? diff * diff
+                                                   : T(delta) * (T(2.0) * abs(diff) - T(delta));
+        jal = jal + h / T(n);
+      }
       sq = sq + diff * diff;
     }
     if (cfg.metric == training::JalMetric::frobenius) jal = jal + sqrt(sq) / T(double(N));
