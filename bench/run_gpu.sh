@@ -8,7 +8,7 @@
 # scripts/gpu_bundle.sh and carried: a machine without Debian's -dev packages can run it). Each
 # part runs under its own time limit (seconds, PART_LIMIT_SCALE scales them all), so that a hang
 # or a slow part costs only its own share of the lease; the order puts correctness first. The
-# limits add up to about 5 minutes for `tests` and 7 for `bench`: where calls are capped at 10
+# limits add up to about 6 minutes for `tests` and 7 for `bench`: where calls are capped at 10
 # minutes, run the halves as two calls.
 set -uo pipefail
 dest="${OUT:-bench-out}"
@@ -68,7 +68,9 @@ build/phydream info > "$out/info.txt" 2>&1
 head -n 3 "$out/info.txt" | tee -a "$summary"
 
 if [[ " $parts " == *" tests "* ]]; then
-  part ctest_gpu 180 bash -c 'cd build && ctest -L gpu --output-on-failure -j4'
+  # every launch waited for (PHYDREAM_CUDA_SYNC), so that a fault names its kernel; CTest also
+  # sets PHYDREAM_POISON_WORKSPACES (NaN workspaces before each call, tests/CMakeLists.txt)
+  part ctest_gpu 180 bash -c 'cd build && PHYDREAM_CUDA_SYNC=1 ctest -L gpu --output-on-failure -j4'
   # the count, and the failed tests by name, where the summary shows them
   grep -E '^[0-9]+% tests passed|^\s+[0-9]+ - .*\((Failed|Timeout|SEGFAULT|Subprocess aborted|Exception)' \
     "$out/ctest_gpu.log" | head -n 40 | tee -a "$summary"
@@ -76,6 +78,9 @@ if [[ " $parts " == *" tests "* ]]; then
     part sanitizer_memcheck 90 compute-sanitizer --tool memcheck --error-exitcode 9 \
       build/tests/gpu_tests \
       --gtest_filter='*MatchesCpuSmall*:*AllCalls*:GpuStream*:CudaTrainOps*:*RolloutsMatchTheCpu*'
+    # reads of device memory nothing wrote (the workspaces unpoisoned: outside CTest)
+    part sanitizer_initcheck 45 compute-sanitizer --tool initcheck --error-exitcode 9 \
+      build/tests/gpu_tests --gtest_filter='*MatchesCpuSmall*:*RolloutsMatchTheCpu*'
     part sanitizer_racecheck 45 compute-sanitizer --tool racecheck --error-exitcode 9 \
       build/tests/gpu_tests --gtest_filter='Envs/GpuParityF32.AllCallsAcrossBatchSizes/double_pendulum_rk4'
   fi

@@ -2,6 +2,8 @@
 #include "engine/articulated.h"
 
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <sstream>
 
 #include "engine/articulated_engine.h"
@@ -10,6 +12,14 @@
 #include "engine/model_json.h"
 
 namespace phydream {
+
+bool poison_workspaces() {
+  static const bool on = [] {
+    const char* v = std::getenv("PHYDREAM_POISON_WORKSPACES");
+    return v != nullptr && std::strcmp(v, "1") == 0;
+  }();
+  return on;
+}
 
 namespace {
 

@@ -42,6 +42,12 @@ std::string gradient_restriction(const Model& model, bool reverse, GradMode mode
 /// integrator and disable flags, and fills the EngineConfig.
 EngineConfig resolve_model_config(const SimulatorOptions& options, std::string* reason);
 
+/// Whether PHYDREAM_POISON_WORKSPACES=1 is set (read once): the articulated engines then fill
+/// their workspaces with NaN before each environment (CPU) or call (CUDA), so that a read of a
+/// slot nothing wrote turns into a NaN in the results instead of a stale or arbitrary value. A
+/// debugging aid the tests run with; it changes no result of a correct engine.
+bool poison_workspaces();
+
 /// The engine for an articulated model on the resolved backend.
 template <class S>
 std::unique_ptr<StepEngine<S>> make_articulated_engine(const EngineConfig& config);

@@ -2,12 +2,20 @@
 // step_jvp.h, step_vjp.h and articulated_jacobian.h looped over the batch with OpenMP threads.
 // Each thread owns one set of workspaces (primal data, tangents, adjoints), allocated once when
 // the engine is built, so no call allocates per environment.
+//
+// The CUDA engine's workspaces start as whatever the device's memory pool held, and the CPU's
+// are reused from one environment to the next, so a read of a workspace slot before any write
+// would go unnoticed here and give garbage there. With PHYDREAM_POISON_WORKSPACES=1 in the
+// environment every workspace is filled with quiet NaN before each environment, so such a read
+// turns into a NaN that the tests see (tests/CMakeLists.txt runs every suite that way; the CUDA
+// engine poisons its workspaces before each call).
 #pragma once
 
 #include <omp.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "engine/articulated.h"
@@ -97,7 +105,8 @@ class ArticulatedCpuEngine final : public StepEngine<S> {
     // re-simulation from checkpoints keeps O(sqrt(T)) states per thread
     const std::int64_t scratch =
         states != nullptr ? 0 : articulated_checkpoint_scalars(m_, horizon, interval);
-    std::vector<S> checkpoints(static_cast<std::size_t>(scratch * threads_));
+    std::vector<S> checkpoints(static_cast<std::size_t>(scratch * threads_),
+                               poison_workspaces() ? std::numeric_limits<S>::quiet_NaN() : S(0));
     for_each_env(batch, [&](std::int64_t b, S* ws, T* tws) {
       const S* gs = g_states != nullptr ? g_states + b * (horizon + 1) * ndx : nullptr;
       const S* gf = g_final != nullptr ? g_final + b * ndx : nullptr;
@@ -132,10 +141,18 @@ class ArticulatedCpuEngine final : public StepEngine<S> {
   template <class F>
   void for_each_env(std::int64_t batch, F&& f) {
     status_.resize(static_cast<std::size_t>(batch));
+    const bool poison = poison_workspaces();
+    T nan_tangent;
+    for (int i = 0; i < K; ++i) nan_tangent.v[i] = std::numeric_limits<S>::quiet_NaN();
     auto run = [&](std::int64_t b, int thread) {
       S* ws = scalar_ws_.data() + static_cast<std::size_t>(sizes_.scalars) * thread;
+      T* tws = tangent_ws_.data() + static_cast<std::size_t>(sizes_.tangents) * thread;
+      if (poison) {
+        std::fill(ws, ws + sizes_.scalars, std::numeric_limits<S>::quiet_NaN());
+        std::fill(tws, tws + sizes_.tangents, nan_tangent);
+      }
       reset_solver_outcome(m_, ws);
-      f(b, ws, tangent_ws_.data() + static_cast<std::size_t>(sizes_.tangents) * thread);
+      f(b, ws, tws);
       status_[static_cast<std::size_t>(b)] = solver_outcome(m_, ws);
     };
     if (batch < 16 || threads_ == 1) {

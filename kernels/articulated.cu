@@ -60,10 +60,20 @@ class ArticulatedCudaEngine final : public StepEngine<S> {
       : arrays_(*config.model, false, config.grad_mode, config.toi_correction), stream_(static_cast<cudaStream_t>(config.stream)) {
     const auto& ints = arrays_.int_block();
     const auto& reals = arrays_.real_block();
-    ints_dev_ = static_cast<int*>(cuda_malloc(sizeof(int) * std::max<std::size_t>(1, ints.size()), stream_));
-    reals_dev_ = static_cast<S*>(cuda_malloc(sizeof(S) * std::max<std::size_t>(1, reals.size()), stream_));
-    if (!ints.empty()) cuda_memcpy_to_device(ints_dev_, ints.data(), sizeof(int) * ints.size(), stream_);
-    if (!reals.empty()) cuda_memcpy_to_device(reals_dev_, reals.data(), sizeof(S) * reals.size(), stream_);
+    try {
+      ints_dev_ = static_cast<int*>(cuda_malloc(sizeof(int) * std::max<std::size_t>(1, ints.size()), stream_));
+      reals_dev_ = static_cast<S*>(cuda_malloc(sizeof(S) * std::max<std::size_t>(1, reals.size()), stream_));
+      if (!ints.empty()) cuda_memcpy_to_device(ints_dev_, ints.data(), sizeof(int) * ints.size(), stream_);
+      if (!reals.empty()) cuda_memcpy_to_device(reals_dev_, reals.data(), sizeof(S) * reals.size(), stream_);
+    } catch (...) {  // a half-built engine's destructor does not run: free what was allocated
+      for (void* p : {static_cast<void*>(ints_dev_), static_cast<void*>(reals_dev_)}) {
+        try {
+          cuda_free(p, stream_);
+        } catch (...) {
+        }
+      }
+      throw;
+    }
     m_ = arrays_.view_at(ints_dev_, reals_dev_);
     sizes_ = articulated_workspace_sizes(arrays_.view());
   }
@@ -153,6 +163,12 @@ class ArticulatedCudaEngine final : public StepEngine<S> {
     const std::int64_t slots = blocks * kArtThreads;
     S* ws = reserve(&ws_, &ws_capacity_, slots * sizes_.scalars);
     T* tws = tangents ? reserve(&tws_, &tws_capacity_, slots * sizes_.tangents) : nullptr;
+    if (poison_workspaces()) {  // all bits set: a quiet NaN in float and in double
+      check_cuda(cudaMemsetAsync(ws, 0xFF, sizeof(S) * slots * sizes_.scalars, stream_), what);
+      if (tws != nullptr) {
+        check_cuda(cudaMemsetAsync(tws, 0xFF, sizeof(T) * slots * sizes_.tangents, stream_), what);
+      }
+    }
     std::uint8_t* status = reserve(&status_, &status_capacity_, batch);
     body(ArtLaunch<S>{m_, sizes_, ws, tws, status, static_cast<unsigned>(blocks), stream_});
     check_launch(what);

@@ -3,6 +3,8 @@
 
 #include <cuda_runtime.h>
 
+#include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "engine/errors.h"
@@ -16,10 +18,22 @@ inline void check_cuda(cudaError_t err, const char* what) {
   }
 }
 
+/// Whether PHYDREAM_CUDA_SYNC=1 is set (read once).
+inline bool cuda_sync_launches() {
+  static const bool on = [] {
+    const char* v = std::getenv("PHYDREAM_CUDA_SYNC");
+    return v != nullptr && std::strcmp(v, "1") == 0;
+  }();
+  return on;
+}
+
 /// After a launch: a bad configuration is reported now; faults inside the kernel surface at the
-/// next synchronisation.
+/// next synchronisation, named after whatever call that is, unless PHYDREAM_CUDA_SYNC=1 (for
+/// bringing up or debugging kernels: every launch then waits for the device and a fault is
+/// reported under the kernel's own name).
 inline void check_launch(const char* kernel) {
   check_cuda(cudaGetLastError(), kernel);
+  if (cuda_sync_launches()) check_cuda(cudaDeviceSynchronize(), kernel);
 }
 
 }  // namespace phydream

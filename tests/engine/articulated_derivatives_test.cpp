@@ -19,6 +19,7 @@
 #include <array>
 #include <cmath>
 #include <iostream>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -313,6 +314,17 @@ Model make_model(const Case& c) {
 // how a full Jacobian is computed
 enum class Sweep { reverse, forward, analytic };
 
+// the workspaces of the Jacobian and rollout functions start as NaN, so that a read of a slot
+// those functions did not write first shows up (as the engines' do under the tests)
+template <class S>
+const S kPoison = std::numeric_limits<S>::quiet_NaN();
+template <class S, int K>
+Vec<S, K> poison_vec() {
+  Vec<S, K> v;
+  for (int i = 0; i < K; ++i) v.v[i] = kPoison<S>;
+  return v;
+}
+
 template <class S>
 class Env {
  public:
@@ -320,7 +332,7 @@ class Env {
       : arrays_(model),
         m(arrays_.view()),
         layout(data_layout(m)),
-        ws_(static_cast<std::size_t>(jacobian_scalar_size(m))),
+        ws_(static_cast<std::size_t>(jacobian_scalar_size(m)), kPoison<S>),
         data_ws_(static_cast<std::size_t>(layout.size)),
         d(data_at(layout, data_ws_.data())),
         scratch_(static_cast<std::size_t>(vjp_scratch_size(m))) {}
@@ -352,7 +364,7 @@ class Env {
   template <int K>
   std::vector<double> jacobian(const std::vector<S>& x, const std::vector<S>& u, Sweep sweep,
                                std::vector<S>* x_next = nullptr) {
-    std::vector<Vec<S, K>> tws(static_cast<std::size_t>(jacobian_tangent_size(m)));
+    std::vector<Vec<S, K>> tws(static_cast<std::size_t>(jacobian_tangent_size(m)), poison_vec<S, K>());
     std::vector<S> A(ndx() * ndx()), B(ndx() * nu()), xn(nx());
     if (sweep == Sweep::reverse) {
       step_jacobian_vjp<S, K>(m, ws_.data(), tws.data(), x.data(), u.data(), xn.data(), A.data(), B.data());
@@ -404,7 +416,7 @@ class Env {
   }
   void rollout_vjp(const std::vector<S>& states, const std::vector<S>& actions, long long T,
                    const std::vector<S>& g_states, std::vector<S>* gx0, std::vector<S>* g_actions) {
-    std::vector<Vec<S, 1>> tws(static_cast<std::size_t>(jacobian_tangent_size(m)));
+    std::vector<Vec<S, 1>> tws(static_cast<std::size_t>(jacobian_tangent_size(m)), poison_vec<S, 1>());
     model_rollout_vjp(m, ws_.data(), tws.data(), states.data(), actions.data(), T, gx0->data(),
                       g_actions->data(), g_states.data(), static_cast<const S*>(nullptr));
   }
@@ -412,8 +424,9 @@ class Env {
                                 long long T, long long interval, const std::vector<S>& g_states,
                                 const std::vector<S>& g_final, std::vector<S>* gx0,
                                 std::vector<S>* g_actions) {
-    std::vector<Vec<S, 1>> tws(static_cast<std::size_t>(jacobian_tangent_size(m)));
-    std::vector<S> checkpoints(static_cast<std::size_t>(rollout_checkpoint_size(m, T, interval)));
+    std::vector<Vec<S, 1>> tws(static_cast<std::size_t>(jacobian_tangent_size(m)), poison_vec<S, 1>());
+    std::vector<S> checkpoints(static_cast<std::size_t>(rollout_checkpoint_size(m, T, interval)),
+                               kPoison<S>);
     model_rollout_vjp_checkpointed(m, ws_.data(), tws.data(), x0.data(), actions.data(), T,
                                    interval, checkpoints.data(), gx0->data(), g_actions->data(),
                                    g_states.data(), g_final.data());

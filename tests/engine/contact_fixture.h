@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <limits>
 #include <cmath>
 #include <memory>
 #include <string>
@@ -49,9 +50,13 @@ struct Fixture {
     arrays->set_grad_mode(mode);
     m = arrays->view();
     const ArticulatedWorkspaceSizes sz = articulated_workspace_sizes(m);
-    ws.assign(sz.scalars, 0.0);
-    tws8.assign(sz.tangents, Vec<double, 8>::zero());
-    tws1.assign(sz.tangents * 8, Vec<double, 1>::zero());
+    // NaN: a read of a slot the functions did not write first shows up
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    ws.assign(sz.scalars, nan);
+    Vec<double, 8> nan8;
+    for (double& e : nan8.v) e = nan;
+    tws8.assign(sz.tangents, nan8);
+    tws1.assign(sz.tangents * 8, Vec<double, 1>{{nan}});
   }
   // the IFT mode with the solver run to machine precision (tolerance 0: it stops when the line
   // search stalls), so that finite differences of the solution are meaningful
