@@ -856,7 +856,15 @@ class CudaMlpEngine final : public MlpEngine<S> {
       cuda_free(work_, stream_);
       work_ = nullptr;
       work_bytes_ = 0;
-      work_ = static_cast<char*>(cuda_malloc(bytes, stream_));
+      try {
+        work_ = static_cast<char*>(cuda_malloc(bytes, stream_));
+      } catch (const BackendError& e) {
+        throw BackendError("CUDA MLP: the " + std::string(fused_ ? "fused" : "GEMM") +
+                           " kernels' buffers for a batch of " + std::to_string(N) + " samples need " +
+                           std::to_string(bytes >> 20) + " MiB (" + e.what() +
+                           "); use a smaller train.batch" +
+                           (fused_ ? std::string() : std::string(" or narrower layers")));
+      }
       work_bytes_ = bytes;
     }
     return layout(work_, N, r, loss, &bytes);
