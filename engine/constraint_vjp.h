@@ -41,20 +41,23 @@ PHYDREAM_HD int dof_end(const ModelView<S>& m, int body) {
   return body > 0 ? m.body_dofadr[body] + m.body_dofnum[body] : 0;
 }
 
-/// Reverse of point_jacobian's jacp for `point` on `body`, the frame origin held fixed:
-/// accumulates g_cdof (nv x 6, the cotangent of each dof's motion axis) and g_point (3) from
-/// g_jacp (3 x nv).
+/// Reverse of point_jacobian's jacp for `point` on `body`, the frame origin held fixed, for the
+/// cotangent of jacp (3 x nv) sign (A lam' + B qacc' + C qvel') (constraints_vjp's contacts):
+/// accumulates g_cdof (nv x 6, the cotangent of each dof's motion axis) and g_point (3).
 template <class S, class T>
 PHYDREAM_HD void point_jacobian_vjp(const ModelView<S>& m, const Data<S>& d, const S* cdof, const S* point, int body,
-                                    const T* g_jacp, T* g_cdof, T* g_point) {
-  const int nv = m.nv;
+                                    S sign, const S* A, const T* B, const T* C, const T* lam, const S* qvel,
+                                    T* g_cdof, T* g_point) {
   const S* com = d.subtree_com + 3 * m.body_rootid[body];
   const S off[3] = {point[0] - com[0], point[1] - com[1], point[2] - com[2]};
   while (body > 0 && m.body_dofnum[body] == 0) body = m.body_parentid[body];
   if (body == 0) return;
   for (int da = m.body_dofadr[body] + m.body_dofnum[body] - 1; da >= 0; da = m.dof_parentid[da]) {
     const S* c = cdof + 6 * da;
-    const T g[3] = {g_jacp[da], g_jacp[nv + da], g_jacp[2 * nv + da]};
+    const S qa = sign * d.qacc[da], qv = sign * qvel[da];
+    const T l = sign * lam[da];
+    T g[3];
+    for (int k = 0; k < 3; ++k) g[k] = (A[k] * l + B[k] * qa) + C[k] * qv;
     T* gc = g_cdof + 6 * da;
     // jacp[:, da] = c_lin + c_ang x off: (dc_ang x off) . g = dc_ang . (off x g),
     // (c_ang x dpoint) . g = dpoint . (g x c_ang)
@@ -75,7 +78,7 @@ PHYDREAM_HD void point_jacobian_vjp(const ModelView<S>& m, const Data<S>& d, con
 /// contacts, geom poses, subtree_com, qacc); qvel, cdof: the stage's velocity and motion axes
 /// (d.qvel may already hold the next state). Adjoint scratch in a: efc_force, efc_jar,
 /// efc_D, efc_aref, efc_vel, efc_pos, con_dist, con_pos, con_frame, geom_xpos, geom_xmat,
-/// efc_jac_scratch, cdof, cinert (6 nbody); primal scratch d.efc_jac_scratch.
+/// cdof, cinert (6 nbody); primal scratch d.efc_jac_scratch.
 template <class S, class T>
 PHYDREAM_HD_STAGE void constraints_vjp(const ModelView<S>& m, const Data<S>& d, const S* qvel, const S* cdof,
                                        const Data<T>& a, T* g_qpos, T* g_qvel, const T* lam_c) {
@@ -153,10 +156,6 @@ PHYDREAM_HD_STAGE void constraints_vjp(const ModelView<S>& m, const Data<S>& d, 
     i += dim;
   }
 
-  // the cotangent of J (row i, dof k): the dJ' f term, dJ qacc in jar and dJ qvel in vel; only a
-  // contact's rows read it, at the dofs that move its bodies (below)
-  auto gJ = [&](int i, int k) { return (d.efc_force[i] * lam_c[k] + gjar[i] * d.qacc[k]) + gvel[i] * qvel[k]; };
-
   // violations: a hinge or slide limit's pos moves with its dof (J = -side there)
   for (int i = 0; i < nefc; ++i) {
     if (static_cast<int>(d.efc_type[i]) != kConstraintLimitJoint) continue;
@@ -165,12 +164,18 @@ PHYDREAM_HD_STAGE void constraints_vjp(const ModelView<S>& m, const Data<S>& d, 
     }
   }
 
-  // contacts: the rows' J and pos to the frame, the point, the dofs' axes and the distance
+  // contacts: the rows' J and pos to the frame, the point, the dofs' axes and the distance.
+  // Row i's J has the cotangent f_i lam_c' + gjar_i qacc' + gvel_i qvel' (the dJ' f term, dJ qacc
+  // in jar, dJ qvel in vel): a sum of three outer products. A contact's rows are its frame rows
+  // (normal, tangents) of jacdif = jacp(pos, body2) - jacp(pos, body1) combined with weights
+  // w(q, row) (1; the pyramid's edges n +- mu_q t_q), so frame row q's cotangent is
+  //   al_q lam_c' + be_q qacc' + ga_q qvel',  (al, be, ga)_q = sum over rows of w(q, row) (f, gjar, gvel),
+  // and jacdif's (3 x nv) is A lam_c' + B qacc' + C qvel' with A = frame' al (and B, C alike):
+  // each contact costs O(nv), not O(rows x nv), in the tangent type
   const int ncon = static_cast<int>(d.ncon[0]);
   T* gcdof = a.cdof;
   for (int k = 0; k < 6 * nv; ++k) gcdof[k] = zero;
-  S* jac = d.efc_jac_scratch;  // primal: body 1's point Jacobian, then the difference
-  T* grow = a.efc_jac_scratch;  // cotangents of the frame rows (3 x nv), then of the difference
+  S* jac = d.efc_jac_scratch;  // primal: the point Jacobians of body 1 and body 2 (3 x nv each)
   for (int c = 0; c < ncon; ++c) {
     T* gdist = a.con_dist + c;
     T* gp = a.con_pos + 3 * c;
@@ -188,51 +193,67 @@ PHYDREAM_HD_STAGE void constraints_vjp(const ModelView<S>& m, const Data<S>& d, 
     const S* frame = d.con_frame + 9 * c;
     const S* fr = m.cand_friction + 5 * cand;
     const int nframe = condim > 1 ? 3 : 1;
-    // the dofs moving either body are ancestors of its last dof, all below kend (dof_parentid[k]
-    // < k): the point Jacobians are 0 beyond it and their cotangents unread
-    const int kend = detail::dof_end(m, b1) > detail::dof_end(m, b2) ? detail::dof_end(m, b1) : detail::dof_end(m, b2);
-    for (int k = 0; k < 3 * nv; ++k) grow[k] = zero;
+    S al[3] = {S(0), S(0), S(0)};
+    T be[3] = {zero, zero, zero}, ga[3] = {zero, zero, zero};
     if (condim == 1) {
-      for (int k = 0; k < kend; ++k) grow[k] = gJ(r, k);
+      al[0] = d.efc_force[r];
+      be[0] = gjar[r];
+      ga[0] = gvel[r];
       *gdist += gpos[r];
     } else if (m.cone == 0) {
       int row = r;
       for (int q = 1; q < condim; ++q) {
         for (int sgn = 0; sgn < 2; ++sgn, ++row) {
-          const S f = sgn == 0 ? fr[q - 1] : -fr[q - 1];
-          for (int k = 0; k < kend; ++k) {
-            const T g = gJ(row, k);
-            grow[k] += g;
-            grow[nv * q + k] += f * g;
-          }
+          const S w = sgn == 0 ? fr[q - 1] : -fr[q - 1];
+          al[0] += d.efc_force[row];
+          be[0] += gjar[row];
+          ga[0] += gvel[row];
+          al[q] += w * d.efc_force[row];
+          be[q] += w * gjar[row];
+          ga[q] += w * gvel[row];
           *gdist += gpos[row];
         }
       }
     } else {
       for (int q = 0; q < condim; ++q) {
-        for (int k = 0; k < kend; ++k) grow[nv * q + k] = gJ(r + q, k);
+        al[q] = d.efc_force[r + q];
+        be[q] = gjar[r + q];
+        ga[q] = gvel[r + q];
       }
       *gdist += gpos[r];
     }
+    // the dofs moving either body are ancestors of its last dof, all below kend (dof_parentid[k]
+    // < k): the point Jacobians are 0 beyond it
+    const int kend = detail::dof_end(m, b1) > detail::dof_end(m, b2) ? detail::dof_end(m, b1) : detail::dof_end(m, b2);
     point_jacobian(m, d, pos, b1, jac, static_cast<S*>(nullptr));
     point_jacobian(m, d, pos, b2, jac + 3 * nv, static_cast<S*>(nullptr));
-    for (int k = 0; k < 3 * nv; ++k) jac[3 * nv + k] -= jac[k];
-    // row_q = frame_q . jacdif: cotangents of the frame and of jacdif (into grow[3 nv, 6 nv))
-    T* gdif = grow + 3 * nv;
-    for (int k = 0; k < 3 * nv; ++k) gdif[k] = zero;
-    for (int q = 0; q < nframe; ++q) {
-      for (int s = 0; s < 3; ++s) {
-        T v = zero;
-        for (int k = 0; k < kend; ++k) {
-          v += grow[nv * q + k] * jac[(3 + s) * nv + k];
-          gdif[s * nv + k] += frame[3 * q + s] * grow[nv * q + k];
-        }
-        gframe[3 * q + s] += v;
+    // frame row q's cotangent dotted with jacdif's rows: the frame's cotangent
+    for (int s = 0; s < 3; ++s) {
+      const S* j1 = jac + s * nv;
+      const S* j2 = jac + (3 + s) * nv;
+      T pl = zero;
+      S pa = S(0), pv = S(0);
+      for (int k = 0; k < kend; ++k) {
+        const S dj = j2[k] - j1[k];
+        pl += dj * lam_c[k];
+        pa += dj * d.qacc[k];
+        pv += dj * qvel[k];
+      }
+      for (int q = 0; q < nframe; ++q) gframe[3 * q + s] += (al[q] * pl + be[q] * pa) + ga[q] * pv;
+    }
+    S A[3];
+    T B[3], C[3];
+    for (int s = 0; s < 3; ++s) {
+      A[s] = S(0);
+      B[s] = C[s] = zero;
+      for (int q = 0; q < nframe; ++q) {
+        A[s] += frame[3 * q + s] * al[q];
+        B[s] += frame[3 * q + s] * be[q];
+        C[s] += frame[3 * q + s] * ga[q];
       }
     }
-    detail::point_jacobian_vjp(m, d, cdof, pos, b2, gdif, gcdof, gp);
-    for (int k = 0; k < 3 * nv; ++k) gdif[k] = -gdif[k];  // (zero beyond kend)
-    detail::point_jacobian_vjp(m, d, cdof, pos, b1, gdif, gcdof, gp);
+    detail::point_jacobian_vjp(m, d, cdof, pos, b2, S(1), A, B, C, lam_c, qvel, gcdof, gp);
+    detail::point_jacobian_vjp(m, d, cdof, pos, b1, S(-1), A, B, C, lam_c, qvel, gcdof, gp);
   }
 
   // deposits: a geom's pose cotangent as a spatial force (torque; force) on its body, about its
