@@ -6,7 +6,8 @@
 // and the random inputs are first stepped --settle times (the bodies fall onto the floor), so that
 // the steps and the IFT Jacobians are timed on states in contact. Before timing, PhyDream's
 // float64 next states and Jacobians are compared with MuJoCo's on the same inputs, so a fast wrong
-// answer cannot pass unnoticed.
+// answer cannot pass unnoticed. PhyDream's float64 CPU calls and MuJoCo's are timed in one
+// rotation of windows, so that a slow spell of a shared host falls on both engines alike.
 // stdout: one JSON line per configuration, then one summary line per model and thread count.
 #include <omp.h>
 
@@ -14,6 +15,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -126,9 +128,16 @@ phydream::SimulatorOptions sim_options(const Options& opt, const std::string& pa
 // ---------------------------------------------------------------------------------------------
 // PhyDream
 
+// calls of a peer (MuJoCo) timed in the same rotation as PhyDream's (see bench_phydream)
+using Calls = std::vector<std::function<void()>>;
+
+// With `peer` (CPU backend only), PhyDream's four calls and the peer's are timed in one rotation
+// of windows (rates_interleaved), so that a slow spell of the host falls on both engines alike;
+// the peer's rates go to peer_rates, in its calls' order. Without, each call is timed on its own.
 template <class S>
 json bench_phydream(const Options& opt, const std::string& path, Backend backend, int threads,
-                    std::int64_t batch, const std::string& device) {
+                    std::int64_t batch, const std::string& device, const Calls* peer = nullptr,
+                    std::vector<double>* peer_rates = nullptr) {
   Simulator<S> sim(sim_options(opt, path, backend, threads));
   const Backend be = sim.backend();
   const int nx = sim.nx(), ndx = sim.ndx(), nu = sim.nu();
@@ -168,16 +177,21 @@ json bench_phydream(const Options& opt, const std::string& path, Backend backend
     j["contact"] = true;
     j["settle_steps"] = opt.settle;
   }
-  j["steps_per_s"] = rate(opt.min_time, b, [&] { sim.step(batch, x.data(), u.data(), xn.data()); }, sync);
-  j["jacobians_per_s_fwd"] = rate(opt.min_time, b, [&] {
-    sim.jacobian(batch, x.data(), u.data(), xn.data(), jx.data(), ju.data(), JacobianMode::forward);
-  }, sync);
-  j["jacobians_per_s_rev"] = rate(opt.min_time, b, [&] {
-    sim.jacobian(batch, x.data(), u.data(), xn.data(), jx.data(), ju.data(), JacobianMode::reverse);
-  }, sync);
-  j["jacobians_per_s_analytic"] = rate(opt.min_time, b, [&] {
-    sim.jacobian(batch, x.data(), u.data(), xn.data(), jx.data(), ju.data(), JacobianMode::analytic);
-  }, sync);
+  const char* names[] = {"steps_per_s", "jacobians_per_s_fwd", "jacobians_per_s_rev", "jacobians_per_s_analytic"};
+  Calls calls = {[&] { sim.step(batch, x.data(), u.data(), xn.data()); }};
+  for (JacobianMode mode : {JacobianMode::forward, JacobianMode::reverse, JacobianMode::analytic}) {
+    calls.push_back([&, mode] { sim.jacobian(batch, x.data(), u.data(), xn.data(), jx.data(), ju.data(), mode); });
+  }
+  if (peer != nullptr && be == Backend::cpu) {
+    const std::size_t ours = calls.size();
+    calls.insert(calls.end(), peer->begin(), peer->end());
+    const std::vector<double> rates = rates_interleaved(opt.min_time, b, calls);
+    for (std::size_t i = 0; i < ours; ++i) j[names[i]] = rates[i];
+    peer_rates->assign(rates.begin() + static_cast<std::ptrdiff_t>(ours), rates.end());
+    j["timed_with_peer"] = true;
+  } else {
+    for (std::size_t i = 0; i < calls.size(); ++i) j[names[i]] = rate(opt.min_time, b, calls[i], sync);
+  }
   const std::size_t rows = static_cast<std::size_t>(std::min<std::int64_t>(batch, 256));
   if (!all_finite(head(be, xn, rows * nx)) || !all_finite(head(be, jx, rows * ndx * ndx))) {
     warn(j, "non-finite PhyDream outputs");
@@ -185,7 +199,7 @@ json bench_phydream(const Options& opt, const std::string& path, Backend backend
   return j;
 }
 
-double settle_inputs(const Options& opt, const std::string& path, Inputs* in) {
+[[maybe_unused]] double settle_inputs(const Options& opt, const std::string& path, Inputs* in) {
   Simulator<double> with(sim_options(opt, path, Backend::cpu, 0));
   phydream::SimulatorOptions free_options = sim_options(opt, path, Backend::cpu, 0);
   free_options.disable = kFlags;
@@ -215,68 +229,73 @@ double settle_inputs(const Options& opt, const std::string& path, Inputs* in) {
 // MuJoCo, the peer and the oracle
 
 #if defined(PHYDREAM_WITH_MUJOCO)
-// MuJoCo's next states and centered FD Jacobians for `batch` inputs, on `threads` threads;
-// with `timing`, the rates of mj_step and mjd_transitionFD instead
-struct MujocoRun {
-  std::vector<double> next, a, bm;
-  double steps_per_s = 0, fd_per_s = 0;
-};
-
-MujocoRun run_mujoco(const Options& opt, const mjModel* m, const Inputs& in, std::int64_t batch,
-                     int threads, bool timing) {
-  const int nq = m->nq, nv = m->nv, nu = m->nu, nx = nq + nv, ndx = 2 * nv;
-  const double eps = 1e-6;
-  MujocoRun r;
-  r.next.resize(static_cast<std::size_t>(batch * nx));
-  r.a.resize(static_cast<std::size_t>(batch * ndx * ndx));
-  r.bm.resize(static_cast<std::size_t>(batch * ndx * nu));
-  std::vector<mjData*> data(threads);
-  for (mjData*& d : data) d = mj_makeData(m);
-  auto load = [&](mjData* d, std::int64_t b) {
-    mju_copy(d->qpos, in.x.data() + b * nx, nq);
-    mju_copy(d->qvel, in.x.data() + b * nx + nq, nv);
-    if (nu > 0) mju_copy(d->ctrl, in.u.data() + b * nu, nu);
-    d->time = 0;
-  };
-  auto for_each_env = [&](auto&& f) {
-#pragma omp parallel num_threads(threads) if (threads > 1)
-    {
-      mjData* d = data[omp_get_thread_num()];
-#pragma omp for schedule(static)
-      for (std::int64_t b = 0; b < batch; ++b) f(d, b);
-    }
-  };
-  auto step_all = [&] {
-    for_each_env([&](mjData* d, std::int64_t b) {
-      load(d, b);
-      mj_step(m, d);
-      mju_copy(r.next.data() + b * nx, d->qpos, nq);
-      mju_copy(r.next.data() + b * nx + nq, d->qvel, nv);
-    });
-  };
-  auto fd_all = [&] {
-    for_each_env([&](mjData* d, std::int64_t b) {
-      load(d, b);
-      mjd_transitionFD(m, d, eps, 1, r.a.data() + b * ndx * ndx,
-                       nu > 0 ? r.bm.data() + b * ndx * nu : nullptr, nullptr, nullptr);
-    });
-  };
-  if (timing) {
-    const double bd = static_cast<double>(batch);
-    r.steps_per_s = rate(opt.min_time, bd, step_all, [] {});
-    r.fd_per_s = rate(opt.min_time, bd, fd_all, [] {});
-  } else {
-    step_all();
-    fd_all();
+// MuJoCo on `batch` inputs and `threads` threads: step_all() writes mj_step's next states into
+// next, fd_all() the centered mjd_transitionFD Jacobians into a and bm
+class MujocoBatch {
+ public:
+  MujocoBatch(const mjModel* m, const Inputs& in, std::int64_t batch, int threads)
+      : m_(m), in_(in), batch_(batch), threads_(threads), data_(threads) {
+    const int nx = m->nq + m->nv, ndx = 2 * m->nv;
+    next.resize(static_cast<std::size_t>(batch * nx));
+    a.resize(static_cast<std::size_t>(batch * ndx * ndx));
+    bm.resize(static_cast<std::size_t>(batch * ndx * m->nu));
+    for (mjData*& d : data_) d = mj_makeData(m);
   }
-  for (mjData* d : data) mj_deleteData(d);
-  return r;
-}
+  MujocoBatch(const MujocoBatch&) = delete;
+  MujocoBatch& operator=(const MujocoBatch&) = delete;
+  ~MujocoBatch() {
+    for (mjData* d : data_) mj_deleteData(d);
+  }
+
+  void step_all() {
+    const int nq = m_->nq, nv = m_->nv, nx = nq + nv;
+    for_each_env([&](mjData* d, std::int64_t b) {
+      load(d, b);
+      mj_step(m_, d);
+      mju_copy(next.data() + b * nx, d->qpos, nq);
+      mju_copy(next.data() + b * nx + nq, d->qvel, nv);
+    });
+  }
+  void fd_all() {
+    const int nu = m_->nu, ndx = 2 * m_->nv;
+    for_each_env([&](mjData* d, std::int64_t b) {
+      load(d, b);
+      mjd_transitionFD(m_, d, 1e-6, 1, a.data() + b * ndx * ndx, nu > 0 ? bm.data() + b * ndx * nu : nullptr,
+                       nullptr, nullptr);
+    });
+  }
+
+  std::vector<double> next, a, bm;
+
+ private:
+  void load(mjData* d, std::int64_t b) const {
+    const int nq = m_->nq, nv = m_->nv, nu = m_->nu, nx = nq + nv;
+    mju_copy(d->qpos, in_.x.data() + b * nx, nq);
+    mju_copy(d->qvel, in_.x.data() + b * nx + nq, nv);
+    if (nu > 0) mju_copy(d->ctrl, in_.u.data() + b * nu, nu);
+    d->time = 0;
+  }
+  template <class F>
+  void for_each_env(F&& f) {
+#pragma omp parallel num_threads(threads_) if (threads_ > 1)
+    {
+      mjData* d = data_[omp_get_thread_num()];
+#pragma omp for schedule(static)
+      for (std::int64_t b = 0; b < batch_; ++b) f(d, b);
+    }
+  }
+
+  const mjModel* m_;
+  const Inputs& in_;
+  std::int64_t batch_;
+  int threads_;
+  std::vector<mjData*> data_;
+};
 
 // central differences of mj_step itself, in the same tangent coordinates: MuJoCo 2.2.2's
 // mjd_transitionFD gets the velocity and control columns of RK4 models wrong (its skipped stages
 // reuse intermediates of the previous RK4 stage), so RK4 models are checked against this
-void mj_step_differences(const mjModel* m, const Inputs& in, std::int64_t batch, MujocoRun* r) {
+void mj_step_differences(const mjModel* m, const Inputs& in, std::int64_t batch, MujocoBatch* r) {
   const int nq = m->nq, nv = m->nv, nu = m->nu, nx = nq + nv, ndx = 2 * nv;
   const double eps = 1e-6;
   mjData* d = mj_makeData(m);
@@ -337,7 +356,9 @@ json cross_check(const Options& opt, const std::string& path, const mjModel* m) 
   const int nx = sim.nx(), ndx = sim.ndx(), nu = sim.nu();
   std::vector<double> xn(n * nx), jx(n * ndx * ndx), ju(n * ndx * nu);
   sim.jacobian(n, in.x.data(), in.u.data(), xn.data(), jx.data(), ju.data(), JacobianMode::analytic);
-  MujocoRun ref = run_mujoco(opt, m, in, n, 1, false);
+  MujocoBatch ref(m, in, n, 1);
+  ref.step_all();
+  ref.fd_all();
   const bool rk4 = m->opt.integrator == mjINT_RK4;
   if (rk4) mj_step_differences(m, in, n, &ref);
   json j;
@@ -443,19 +464,74 @@ int main(int argc, char** argv) {
     for (const std::string& path : opt.models) {
       std::map<int, double> pd_jac, pd_step;  // float64 CPU rates by threads
 #if defined(PHYDREAM_WITH_MUJOCO)
+      std::map<int, bool> peer_timed;         // thread counts whose MuJoCo rates are emitted
+      // the peer's line and the summary for thread count n (t threads)
+      auto emit_peer = [&](int n, int t, std::int64_t mb, double contact_fraction, double steps, double fd) {
+        json j;
+        j["model"] = path;
+        j["backend"] = "mujoco";
+        j["peer"] = true;
+        j["mujoco_version"] = mj_version();
+        j["device"] = host;
+        j["dtype"] = "float64";
+        j["batch"] = mb;
+        j["threads"] = t;
+        j["steps_per_s"] = steps;
+        j["jacobians_per_s_fd_centered"] = fd;
+        j["timed_with_phydream"] = pd_jac.count(n) > 0 && peer_timed.count(n) > 0;
+        if (opt.contact) {
+          j["contact"] = true;
+          j["settle_steps"] = opt.settle;
+          j["contact_fraction"] = contact_fraction;
+        }
+        j["host_load_1m"] = load_average();
+        std::cout << j.dump() << std::endl;
+        if (pd_jac.count(n) > 0) {
+          json sum;
+          sum["summary"] = "phydream_f64_cpu_vs_mujoco";
+          sum["model"] = path;
+          sum["threads"] = t;
+          sum["same_windows"] = j["timed_with_phydream"];
+          sum["jacobian_ratio"] = pd_jac[n] / fd;
+          sum["step_ratio"] = pd_step[n] / steps;
+          std::cout << sum.dump() << std::endl;
+        }
+      };
       std::unique_ptr<MjModel> mj;
+      Inputs mj_in;
+      std::int64_t mb = 0;
+      double contact_fraction = 0;
       if (opt.mujoco) {
         mj = std::make_unique<MjModel>(path);
         // the peer runs the same dynamics PhyDream's model_bench measures
         if (!opt.contact) mj->m->opt.disableflags |= mjDSBL_CONTACT | mjDSBL_LIMIT | mjDSBL_FRICTIONLOSS;
         std::cout << cross_check(opt, path, mj->m).dump() << std::endl;
+        mb = std::min<std::int64_t>(opt.batch, 4096);
+        mj_in = random_inputs(*Simulator<double>(sim_options(opt, path, Backend::cpu, 1)).model(), mb, opt.seed);
+        contact_fraction = opt.contact ? settle_inputs(opt, path, &mj_in) : 0.0;
       }
 #endif
       for (const std::string& dtype : opt.dtypes) {
         for (int n : pd_threads) {
           std::cerr << "model_bench: " << path << " " << dtype << " threads " << n << std::endl;
-          const json j = dtype == "f32"
-                             ? bench_phydream<float>(opt, path, backend, n, opt.batch, device)
+          json j;
+#if defined(PHYDREAM_WITH_MUJOCO)
+          if (mj && dtype == "f64" && !cuda && mb == opt.batch) {
+            // float64 on the CPU: MuJoCo's step and mjd_transitionFD in the same rotation of windows
+            const int t = n > 0 ? n : cores;
+            MujocoBatch peer(mj->m, mj_in, mb, t);
+            const Calls calls = {[&] { peer.step_all(); }, [&] { peer.fd_all(); }};
+            std::vector<double> peer_rates;
+            j = bench_phydream<double>(opt, path, backend, n, opt.batch, device, &calls, &peer_rates);
+            std::cout << j.dump() << std::endl;
+            pd_jac[n] = j["jacobians_per_s_analytic"].get<double>();
+            pd_step[n] = j["steps_per_s"];
+            peer_timed[n] = true;
+            emit_peer(n, t, mb, contact_fraction, peer_rates[0], peer_rates[1]);
+            continue;
+          }
+#endif
+          j = dtype == "f32" ? bench_phydream<float>(opt, path, backend, n, opt.batch, device)
                              : bench_phydream<double>(opt, path, backend, n, opt.batch, device);
           std::cout << j.dump() << std::endl;
           if (dtype == "f64" && !cuda) {
@@ -465,42 +541,17 @@ int main(int argc, char** argv) {
         }
       }
 #if defined(PHYDREAM_WITH_MUJOCO)
+      // MuJoCo alone for the thread counts not timed beside PhyDream's float64 CPU run
       if (mj) {
-        const std::int64_t mb = std::min<std::int64_t>(opt.batch, 4096);
-        Inputs in =
-            random_inputs(*Simulator<double>(sim_options(opt, path, Backend::cpu, 1)).model(), mb, opt.seed);
-        const double contact_fraction = opt.contact ? settle_inputs(opt, path, &in) : 0.0;
         for (int n : opt.threads) {
+          if (peer_timed.count(n) > 0) continue;
           const int t = n > 0 ? n : cores;
           std::cerr << "model_bench: MuJoCo " << path << " threads " << t << std::endl;
-          const MujocoRun r = run_mujoco(opt, mj->m, in, mb, t, true);
-          json j;
-          j["model"] = path;
-          j["backend"] = "mujoco";
-          j["peer"] = true;
-          j["mujoco_version"] = mj_version();
-          j["device"] = host;
-          j["dtype"] = "float64";
-          j["batch"] = mb;
-          j["threads"] = t;
-          j["steps_per_s"] = r.steps_per_s;
-          j["jacobians_per_s_fd_centered"] = r.fd_per_s;
-          if (opt.contact) {
-            j["contact"] = true;
-            j["settle_steps"] = opt.settle;
-            j["contact_fraction"] = contact_fraction;
-          }
-          j["host_load_1m"] = load_average();
-          std::cout << j.dump() << std::endl;
-          if (pd_jac.count(n) > 0) {
-            json s;
-            s["summary"] = "phydream_f64_cpu_vs_mujoco";
-            s["model"] = path;
-            s["threads"] = t;
-            s["jacobian_ratio"] = pd_jac[n] / r.fd_per_s;
-            s["step_ratio"] = pd_step[n] / r.steps_per_s;
-            std::cout << s.dump() << std::endl;
-          }
+          MujocoBatch peer(mj->m, mj_in, mb, t);
+          const double bd = static_cast<double>(mb);
+          const double steps = rate(opt.min_time, bd, [&] { peer.step_all(); }, [] {});
+          const double fd = rate(opt.min_time, bd, [&] { peer.fd_all(); }, [] {});
+          emit_peer(n, t, mb, contact_fraction, steps, fd);
         }
       }
 #endif
