@@ -491,11 +491,12 @@ void check_pick_states() {
         for (int i = 0; i < nx; ++i) {
           const double mid = 0.5 * (double(lo[i]) + double(hi[i]));
           const double span = double(hi[i]) - double(lo[i]);
-          double v = mid + 1.4 * span * unit(rng);  // up to 1.9 spans out: sometimes rejected
+          double v = mid + 1.4 * span * unit(rng);  // up to 1.9 widths out: kept
           if (t > 0) {
             const double u = 0.5 * (unit(rng) + 1.0);
             if (u < 0.02) v = NAN;
             else if (u < 0.04) v = INFINITY;
+            else if (u < 0.06) v = mid + 150.0 * span * unit(rng);  // often past the 100 widths
           }
           states[(b * (T + 1) + t) * nx + i] = static_cast<S>(v);
         }

@@ -18,6 +18,7 @@
 #include "engine/errors.h"
 #include "engine/model_json.h"
 #include "training/checkpoint.h"
+#include "training/cpu_engine.h"
 #include "training/eval.h"
 #include "training/trainer.h"
 
@@ -306,6 +307,32 @@ TEST_F(EnvModelSolver, CountsSamplesWhoseSolveStoppedAtTheIterationCap) {
               static_cast<long long>(one), static_cast<long long>(usual));
   EXPECT_GT(one, 0);  // contact states are sampled, and one Newton iteration rarely converges
   EXPECT_LT(usual, one);
+}
+
+// the half-cheetah's random-action rollouts leave its sampling box at once (joint velocities
+// sampled in +-1 reach +-15): the states picked along them must be those states, not the
+// rollouts' starts (a divergence bound of one box width once replaced 95 % of them)
+TEST_F(EnvModelSolver, RolloutSamplingKeepsTheCheetahsTrajectoryStates) {
+  json j = cheetah_config(kAssets + "/half_cheetah.xml");
+  j["sampling"] = {{"mode", "rollout"}, {"horizon", 20}};
+  const TrainConfig c = training::parse_train_config(j, "cfg");
+  Simulator<double> sim(c.simulator_options(Backend::cpu, 0));
+  training::CpuTrainOps<double> ops;
+  training::BatchSampler<double> sampler(c.sampling, Backend::cpu, sim, ops);
+  const int n = 512, nx = static_cast<int>(c.sampling.state_low.size());
+  sampler.draw(n, 1, 0, false);
+  int beyond = 0;  // states more than one box width outside the box
+  for (int b = 0; b < n; ++b) {
+    bool out = false;
+    for (int i = 0; i < nx; ++i) {
+      const double v = sampler.x()[b * nx + i], lo = c.sampling.state_low[i], hi = c.sampling.state_high[i];
+      ASSERT_TRUE(std::isfinite(v));
+      out = out || v < lo - (hi - lo) || v > hi + (hi - lo);
+    }
+    beyond += out;
+  }
+  std::printf("rollout sampling: %d of %d states more than one box width outside the box\n", beyond, n);
+  EXPECT_GT(beyond, n / 2);
 }
 
 TEST_F(EnvModelSolver, ANonFiniteSolveStopsTheRunAndSaysWhy) {

@@ -192,6 +192,45 @@ TEST(Sampling, RolloutModePicksStatesAlongTrajectories) {
   for (int e = 0; e < 2000; ++e) EXPECT_EQ(sampler.targets()[e], xn[e]);
 }
 
+// a rollout state is kept however far its velocities took it from the box, unless it diverged
+// (non-finite, or beyond kRolloutDivergedWidths box widths): then the rollout's start is taken
+TEST(Sampling, RolloutStatesAreKeptUnlessTheyDiverged) {
+  const int nx = 2;
+  const std::int64_t T = 9, per = 200;
+  const std::vector<double> lo = {-1.0, 0.0}, hi = {1.0, 0.5};
+  const double far = training::kRolloutDivergedWidths;
+  // groups of `per` environments: every state after the start the same, 5 widths out, just
+  // inside the bound, just beyond it, NaN, -inf
+  // (dimension 0: box [-1, 1], 2 wide)
+  const std::vector<double> after = {1 + 5 * 2.0, 1 + (far - 0.5) * 2.0, 1 + (far + 0.5) * 2.0, NAN, -INFINITY};
+  const std::int64_t N = per * static_cast<std::int64_t>(after.size());
+  std::vector<double> states(N * (T + 1) * nx), x(N * nx);
+  for (std::int64_t b = 0; b < N; ++b) {
+    for (std::int64_t t = 0; t <= T; ++t) {
+      double* row = &states[(b * (T + 1) + t) * nx];
+      row[0] = t == 0 ? 0.25 : after[b / per];
+      row[1] = t == 0 ? 0.1 : 0.2;
+    }
+  }
+  training::CpuTrainOps<double> ops;
+  ops.pick_states(N, T, 5, 3, training::SampleBox<double>{lo.data(), hi.data(), nx}, states.data(), x.data());
+  for (std::size_t g = 0; g < after.size(); ++g) {
+    int kept = 0, start = 0;
+    for (std::int64_t b = g * per; b < static_cast<std::int64_t>(g + 1) * per; ++b) {
+      kept += x[b * nx + 1] == 0.2 && (x[b * nx] == after[g] || std::isnan(after[g]));
+      start += x[b * nx] == 0.25 && x[b * nx + 1] == 0.1;
+    }
+    SCOPED_TRACE("group " + std::to_string(g));
+    EXPECT_EQ(kept + start, per);
+    if (g < 2) {
+      // t = 0 (the start itself) is picked one time in T + 1
+      EXPECT_GT(kept, per * 8 / 10);
+    } else {
+      EXPECT_EQ(kept, 0);
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 
 template <class S>
