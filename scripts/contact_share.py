@@ -5,9 +5,9 @@ For an experiment config (assets/experiments/*.json) of an articulated model, dr
 two ways the trainer can (training/sampler.cpp): uniform in the sampling box, and along
 random-action rollouts of `horizon` steps from such states, one step picked uniformly in
 0..horizon (a diverged state, non-finite or more than 100 box widths outside the box, falls
-back to the rollout's start, as the trainer's pick_state does). Each state gets a uniform random action and is stepped twice, with and
-without contact (`phydream step --disable contact`): it counts as in contact when the two next
-states differ, and the largest entry of their difference says how much contact changes the
+back to the rollout's start, as the trainer's pick_state does). Each state gets a uniform
+random action and is stepped twice, with and without contact (`phydream step --disable
+contact`): it counts as in contact when the two next states differ, and the largest entry of their difference says how much contact changes the
 step. Prints one JSON object per distribution and a table.
 
   /usr/bin/python3 scripts/contact_share.py --phydream build/phydream \\
