@@ -27,7 +27,7 @@ import numpy as np
 
 
 def fail(msg):
-    print(f"contact_share.py: error: {msg}", file=sys.stderr)
+    print(f"{os.path.basename(sys.argv[0])}: error: {msg}", file=sys.stderr)
     sys.exit(2)
 
 
@@ -80,6 +80,31 @@ def step(phydream, model, disable, x, u, tmp, tag):
     return np.load(os.path.join(out, "next_state.npy"))
 
 
+def draw_states(phydream, model, disable, lo, hi, alo, ahi, n, T, rng, tmp):
+    """n states uniform in [lo, hi] and n picked along random-action rollouts of T steps from
+    other such states, as the trainer picks them, each with a uniform random action; returns
+    ((box states, their actions), (trajectory states, their actions), share fallen back)."""
+    nx, nu = len(lo), len(alo)
+    box = rng.uniform(lo, hi, (n, nx))
+    box_u = rng.uniform(alo, ahi, (n, nu))
+    x0 = rng.uniform(lo, hi, (n, nx))
+    acts = rng.uniform(alo, ahi, (n, T, nu))
+    np.save(os.path.join(tmp, "x0.npy"), x0)
+    np.save(os.path.join(tmp, "acts.npy"), acts)
+    cmd = [phydream, "rollout", "--model", model, "--state", os.path.join(tmp, "x0.npy"),
+           "--actions", os.path.join(tmp, "acts.npy"), "--out", os.path.join(tmp, "roll")]
+    if disable:
+        cmd += ["--disable", ",".join(disable)]
+    run(cmd)
+    states = np.load(os.path.join(tmp, "roll", "states.npy"))  # (n, T + 1, nx)
+    t = np.minimum((rng.uniform(size=n) * (T + 1)).astype(int), T)
+    picked = states[np.arange(n), t]
+    reach = 100.0 * (hi - lo)  # training/pipeline.h: kRolloutDivergedWidths
+    ok = np.all(np.isfinite(picked) & (picked >= lo - reach) & (picked <= hi + reach), axis=1)
+    picked[~ok] = x0[~ok]
+    return (box, box_u), (picked, rng.uniform(alo, ahi, (n, nu))), float(np.mean(~ok))
+
+
 def share(phydream, model, disable, x, u, tmp, tag):
     with_contact = step(phydream, model, disable, x, u, tmp, tag + "_c")
     without = step(phydream, model, sorted(set(disable) | {"contact"}), x, u, tmp, tag + "_f")
@@ -121,31 +146,15 @@ def main():
     if T < 1:
         fail("the horizon must be >= 1")
     rng = np.random.default_rng(args.seed)
-    n, nx, nu = args.n, len(lo), len(alo)
+    n = args.n
 
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        box = rng.uniform(lo, hi, (n, nx))
-        results["box"] = share(args.phydream, model, disable, box, rng.uniform(alo, ahi, (n, nu)), tmp, "box")
-
-        x0 = rng.uniform(lo, hi, (n, nx))
-        acts = rng.uniform(alo, ahi, (n, T, nu))
-        np.save(os.path.join(tmp, "x0.npy"), x0)
-        np.save(os.path.join(tmp, "acts.npy"), acts)
-        cmd = [args.phydream, "rollout", "--model", model, "--state", os.path.join(tmp, "x0.npy"),
-               "--actions", os.path.join(tmp, "acts.npy"), "--out", os.path.join(tmp, "roll")]
-        if disable:
-            cmd += ["--disable", ",".join(disable)]
-        run(cmd)
-        states = np.load(os.path.join(tmp, "roll", "states.npy"))  # (n, T + 1, nx)
-        t = np.minimum((rng.uniform(size=n) * (T + 1)).astype(int), T)
-        picked = states[np.arange(n), t]
-        reach = 100.0 * (hi - lo)  # training/pipeline.h: kRolloutDivergedWidths
-        ok = np.all(np.isfinite(picked) & (picked >= lo - reach) & (picked <= hi + reach), axis=1)
-        picked[~ok] = x0[~ok]
-        traj = share(args.phydream, model, disable, picked, rng.uniform(alo, ahi, (n, nu)), tmp, "traj")
+        box, picked, fell_back = draw_states(args.phydream, model, disable, lo, hi, alo, ahi, n, T, rng, tmp)
+        results["box"] = share(args.phydream, model, disable, *box, tmp, "box")
+        traj = share(args.phydream, model, disable, *picked, tmp, "traj")
         traj["horizon"] = T
-        traj["fell_back_to_start"] = float(np.mean(~ok))
+        traj["fell_back_to_start"] = fell_back
         results["trajectory"] = traj
 
     for name, r in results.items():
