@@ -122,20 +122,25 @@ def share(phydream, model, disable, x, u, tmp, tag):
     }
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parser(description):
+    """The options both scripts share: --phydream, --config, --n, --horizon, --seed."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--phydream", default="build/phydream", help="the phydream binary")
     ap.add_argument("--config", required=True, help="experiment config (assets/experiments/*.json)")
     ap.add_argument("--n", type=int, default=4096, help="states per distribution")
     ap.add_argument("--horizon", type=int, default=0,
                     help="rollout steps (0: the config's sampling.horizon, else 20)")
     ap.add_argument("--seed", type=int, default=1)
-    args = ap.parse_args()
-    if args.n < 1:
-        fail("--n must be >= 1")
+    return ap
+
+
+def draw_both(args, min_n, tmp):
+    """Checks parser()'s arguments and draws the two distributions of args.config (draw_states);
+    returns (model, disable, horizon, box, trajectory, share fallen back)."""
+    if args.n < min_n:
+        fail(f"--n must be >= {min_n}")
     if not os.access(args.phydream, os.X_OK):
         fail(f"--phydream '{args.phydream}' is not an executable")
-
     model, sampling, disable = load_config(args.config)
     if "contact" in disable:
         fail(f"'{args.config}' disables contact: nothing to measure")
@@ -146,11 +151,15 @@ def main():
     if T < 1:
         fail("the horizon must be >= 1")
     rng = np.random.default_rng(args.seed)
-    n = args.n
+    box, picked, fell_back = draw_states(args.phydream, model, disable, lo, hi, alo, ahi, args.n, T, rng, tmp)
+    return model, disable, T, box, picked, fell_back
 
+
+def main():
+    args = parser(__doc__.split("\n\n")[0]).parse_args()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        box, picked, fell_back = draw_states(args.phydream, model, disable, lo, hi, alo, ahi, n, T, rng, tmp)
+        model, disable, T, box, picked, fell_back = draw_both(args, 1, tmp)
         results["box"] = share(args.phydream, model, disable, *box, tmp, "box")
         traj = share(args.phydream, model, disable, *picked, tmp, "traj")
         traj["horizon"] = T
@@ -159,7 +168,7 @@ def main():
 
     for name, r in results.items():
         print(json.dumps({"config": args.config, "distribution": name, **r}))
-    print(f"\n| states | in contact | effect median | effect p90 | effect > 1e-2 |", file=sys.stderr)
+    print("\n| states | in contact | effect median | effect p90 | effect > 1e-2 |", file=sys.stderr)
     print("| --- | --- | --- | --- | --- |", file=sys.stderr)
     for name, r in results.items():
         print(f"| {name} | {r['in_contact']:.1%} | {r['effect_median']:.2e} | {r['effect_p90']:.2e} "

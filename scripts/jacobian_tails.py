@@ -24,7 +24,6 @@ small). Per distribution, prints:
 Needs numpy. The draws are numpy's (seeded), the same as contact_share.py's for the same --n,
 --horizon and --seed.
 """
-import argparse
 import json
 import os
 import sys
@@ -33,7 +32,7 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from contact_share import action_box, draw_states, fail, load_config, run  # noqa: E402
+from contact_share import draw_both, fail, parser, run  # noqa: E402
 
 
 def jacobian(phydream, model, disable, x, u, tmp, tag):
@@ -108,38 +107,17 @@ def analyse(phydream, model, disable, x, u, nq, tmp, tag, top_entries):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--phydream", default="build/phydream", help="the phydream binary")
-    ap.add_argument("--config", required=True, help="experiment config (assets/experiments/*.json)")
-    ap.add_argument("--n", type=int, default=4096, help="states per distribution")
-    ap.add_argument("--horizon", type=int, default=0,
-                    help="rollout steps (0: the config's sampling.horizon, else 20)")
-    ap.add_argument("--seed", type=int, default=1)
+    ap = parser(__doc__.split("\n\n")[0])
     ap.add_argument("--top-entries", type=int, default=5, help="largest entries of D to list")
     args = ap.parse_args()
-    if args.n < 4:
-        fail("--n must be >= 4 (the speed quartiles need four states)")
     if args.top_entries < 0:
         fail("--top-entries must be >= 0")
-    if not os.access(args.phydream, os.X_OK):
-        fail(f"--phydream '{args.phydream}' is not an executable")
-
-    model, sampling, disable = load_config(args.config)
-    if "contact" in disable:
-        fail(f"'{args.config}' disables contact: nothing to compare")
-    lo = np.array(sampling["state_low"], float)
-    hi = np.array(sampling["state_high"], float)
-    alo, ahi = action_box(args.phydream, model, sampling)
-    T = args.horizon or int(sampling.get("horizon", 20))
-    if T < 1:
-        fail("the horizon must be >= 1")
-    info = json.loads(run([args.phydream, "inspect", model, "--json"]))
-    nq = int(info["sizes"]["nq"])
-    rng = np.random.default_rng(args.seed)
 
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        box, picked, _ = draw_states(args.phydream, model, disable, lo, hi, alo, ahi, args.n, T, rng, tmp)
+        # four states at least: the speed quartiles
+        model, disable, _, box, picked, _ = draw_both(args, 4, tmp)
+        nq = int(json.loads(run([args.phydream, "inspect", model, "--json"]))["sizes"]["nq"])
         for name, (x, u) in (("box", box), ("trajectory", picked)):
             results[name] = analyse(args.phydream, model, disable, x, u, nq, tmp, name, args.top_entries)
 
