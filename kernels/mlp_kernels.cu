@@ -11,12 +11,14 @@
 //
 // The GEMM set mirrors CpuMlp (training/mlp_cpu.cpp) step by step, on the same "augmented"
 // batch: per sample one primal row followed by d = nx + nu tangent rows (r = 1 + d rows per
-// sample; r = 1 without tangents), row-major, sample-major, R = N r rows in all. The GEMMs go to
-// cuBLAS; every other step is a small grid-stride kernel with one thread per (sample, column);
-// the loss head's batch statistics are one single-block kernel accumulating in double (simple
-// and deterministic; a candidate for a multi-block reduction once profiled), followed by an
-// elementwise gradient kernel. Everything is queued on the engine's stream (cuBLAS is bound to
-// it); nothing waits for the device except synchronize(), and loss terms stay on the device.
+// sample; r = 1 without tangents), row-major, sample-major, R = N r rows in all. The GEMMs, and
+// the bias gradients' sums as matrix-vector products with ones, go to cuBLAS; every other step
+// is a small grid-stride kernel with one thread per (sample, column). The loss head's batch
+// statistics (both kernel sets) are grid-wide reductions in double, each pass a partial kernel
+// and a single-block finishing kernel (deterministic: the grid depends on the batch's size
+// only), followed by an elementwise gradient kernel. Everything is queued on the engine's stream
+// (cuBLAS is bound to it); nothing waits for the device except synchronize(), and loss terms
+// stay on the device.
 //
 // cuBLAS is column-major. A row-major (rows, cols) matrix M with leading dimension cols is, read
 // column-major with the same leading dimension, the matrix M^T (cols, rows). Every product below
@@ -81,6 +83,16 @@ void gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, i
   const double one = 1.0, zero = 0.0;
   check_cublas(cublasDgemm(h, ta, tb, m, n, k, &one, A, lda, B, ldb, &zero, C, ldc),
                "cublasDgemm");
+}
+
+// y = op(A) x, column-major, alpha = 1, beta = 0
+void gemv(cublasHandle_t h, int m, int n, const float* A, int lda, const float* x, float* y) {
+  const float one = 1.0f, zero = 0.0f;
+  check_cublas(cublasSgemv(h, CUBLAS_OP_N, m, n, &one, A, lda, x, 1, &zero, y, 1), "cublasSgemv");
+}
+void gemv(cublasHandle_t h, int m, int n, const double* A, int lda, const double* x, double* y) {
+  const double one = 1.0, zero = 0.0;
+  check_cublas(cublasDgemv(h, CUBLAS_OP_N, m, n, &one, A, lda, x, 1, &zero, y, 1), "cublasDgemv");
 }
 
 // =============================================================================================
@@ -206,77 +218,116 @@ __device__ double metric_grad(const LossParams& p, double diff, double norm) {
   }
 }
 
-// the scaling statistics of one Jacobian batch J (n entries), by the whole block
-template <class S>
-__device__ ScaleStats scale_stats(const LossParams& p, std::int64_t n, const S* __restrict__ J,
-                                  double* shm, S* sv, std::int64_t* si) {
-  const int t = threadIdx.x;
-  ScaleStats st;
-  if (p.scaling == JacScaling::minmax) {
-    Extreme<S> lo{S(0), -1}, hi{S(0), -1};
-    for (std::int64_t e = t; e < n; e += kReduceThreads) {
-      const Extreme<S> c{J[e], e};
-      if (better<true>(c, lo)) lo = c;
-      if (better<false>(c, hi)) hi = c;
-    }
-    lo = block_extreme<true>(lo, sv, si);
-    hi = block_extreme<false>(hi, sv, si);
-    st.arg_lo = lo.i;
-    st.arg_hi = hi.i;
-    st.lo = double(lo.v);
-    const double width = double(hi.v) - st.lo;
-    st.range_active = width > kScaleRangeFloor;
-    st.range = st.range_active ? width : kScaleRangeFloor;
-  } else if (p.scaling == JacScaling::zscore) {
-    double acc = 0;
-    for (std::int64_t e = t; e < n; e += kReduceThreads) acc += double(J[e]);
-    st.mean = block_sum(acc, shm) / double(n);
-    acc = 0;
-    for (std::int64_t e = t; e < n; e += kReduceThreads) {
-      const double c = double(J[e]) - st.mean;
-      acc += c * c;
-    }
-    const double var = block_sum(acc, shm) / double(n);
-    st.sigma = sqrt(var + kZscoreEps);
-  }
-  return st;
+// The loss head's batch reductions, spread over a grid. Each pass is a partial kernel, every
+// block reducing its grid-stride share into one LossPartial, then a single-block finishing
+// kernel that reduces the partials in block order into the LossStats (and terms) the next pass
+// and loss_grad_kernel read:
+//   pass 0: the MSE sum; minmax: each Jacobian batch's extremes; zscore: their sums
+//   pass 1: zscore only: the squared deviations from the means
+//   pass 2: with JAL: the metric's sum (frobenius: the per-sample norms, kept in norms) and what
+//           the backward of the network's scaling needs (minmax, zscore)
+// The grid depends on the batch's size only (loss_blocks), never on the device, so the sums are
+// taken in the same order on every run and every GPU: the result is deterministic.
+constexpr int kLossBlocks = 256;  // the most blocks of a partial pass; <= kReduceThreads
+static_assert(kLossBlocks <= kReduceThreads, "the finishing kernels give a thread one partial");
+
+int loss_blocks(std::int64_t entries) {
+  const std::int64_t blocks = (entries + kReduceThreads - 1) / kReduceThreads;
+  return static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(blocks, kLossBlocks)));
 }
 
-// One block of kReduceThreads: every batch reduction of the loss. terms[0..2] = total, mse, jal;
-// `stats` and, for frobenius, norms (N) for loss_grad_kernel. Requires N >= 1.
+// one block's share of one pass; [0] of a pair is the network's Jacobians J, [1] the targets J*
+template <class S>
+struct LossPartial {
+  double mse = 0;
+  Extreme<S> lo[2] = {{S(0), -1}, {S(0), -1}}, hi[2] = {{S(0), -1}, {S(0), -1}};
+  double sum[2] = {0, 0};  // pass 0: of the entries; pass 1: of their squared deviations
+  double metric = 0;
+  double a1 = 0, a2 = 0;
+};
+
+template <class S>
+__device__ const S* jac_of(int j, const S* jac, const S* target_jac) {
+  return j == 0 ? jac : target_jac;
+}
+
+// what the backward of the network's scaling needs from entry e: its (a1, a2) terms, given
+// G_s = gs and the scaled entry sj (LossStats' g_lo, g_hi for minmax; mean_g, mean_gs for zscore)
+template <class S>
+__device__ void scaling_terms(const LossParams& p, const ScaleStats& net, S J, double sj, double gs,
+                              double* a1, double* a2) {
+  if (p.scaling == JacScaling::zscore) {
+    *a1 += gs;
+    *a2 += gs * sj;
+  } else if (net.range_active) {
+    // s_e = (J_e - lo) / (hi - lo): ds/dlo = (J_e - hi) / r^2, ds/dhi = -(J_e - lo) / r^2
+    const double r2 = net.range * net.range, hi = net.lo + net.range;
+    *a1 += gs * (J - hi) / r2;
+    *a2 -= gs * (J - net.lo) / r2;
+  } else {
+    *a1 -= gs / net.range;  // the range is the constant floor: only lo moves s
+  }
+}
+
+// partials[blockIdx.x] of one pass (see above); kReduceThreads threads per block
 template <class S>
 __global__ void __launch_bounds__(kReduceThreads)
-    loss_stats_kernel(LossParams p, const S* __restrict__ pred, const S* __restrict__ targets,
-                      const S* __restrict__ jac, const S* __restrict__ target_jac,
-                      double* __restrict__ norms, LossStats* __restrict__ stats,
-                      double* __restrict__ terms) {
+    loss_partials_kernel(LossParams p, int pass, const S* __restrict__ pred,
+                         const S* __restrict__ targets, const S* __restrict__ jac,
+                         const S* __restrict__ target_jac, const LossStats* __restrict__ stats,
+                         double* __restrict__ norms, LossPartial<S>* __restrict__ partials) {
   __shared__ double shm[kReduceThreads];
   __shared__ S sv[kReduceThreads];
   __shared__ std::int64_t si[kReduceThreads];
-  const int t = threadIdx.x;
+  const std::int64_t first = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
+  const std::int64_t Nk = p.N * p.k, n = Nk * p.d;
+  LossPartial<S> out;
 
-  // MSE over the N k entries of the predictions
-  const std::int64_t Nk = p.N * p.k;
-  double acc = 0;
-  for (std::int64_t e = t; e < Nk; e += kReduceThreads) {
-    const double diff = double(pred[e]) - double(targets[e]);
-    acc += diff * diff;
-  }
-  const double mse = block_sum(acc, shm) / double(Nk);
-  double total = p.lambda_mse * mse, jal = 0;
-
-  LossStats s;
-  if (p.jal) {
-    const std::int64_t n = Nk * p.d;
-    const int kd = p.k * p.d;
-    const bool frobenius = p.metric == JalMetric::frobenius;
-    s.net = scale_stats(p, n, jac, shm, sv, si);
-    s.target = scale_stats(p, n, target_jac, shm, sv, si);
-
+  if (pass == 0) {
+    double acc = 0;
+    for (std::int64_t e = first; e < Nk; e += stride) {
+      const double diff = double(pred[e]) - double(targets[e]);
+      acc += diff * diff;
+    }
+    out.mse = block_sum(acc, shm);
+    for (int j = 0; p.jal && j < 2; ++j) {
+      const S* J = jac_of(j, jac, target_jac);
+      if (p.scaling == JacScaling::minmax) {
+        Extreme<S> lo{S(0), -1}, hi{S(0), -1};
+        for (std::int64_t e = first; e < n; e += stride) {
+          const Extreme<S> c{J[e], e};
+          if (better<true>(c, lo)) lo = c;
+          if (better<false>(c, hi)) hi = c;
+        }
+        out.lo[j] = block_extreme<true>(lo, sv, si);
+        out.hi[j] = block_extreme<false>(hi, sv, si);
+      } else if (p.scaling == JacScaling::zscore) {
+        acc = 0;
+        for (std::int64_t e = first; e < n; e += stride) acc += double(J[e]);
+        out.sum[j] = block_sum(acc, shm);
+      }
+    }
+  } else if (pass == 1) {
+    const LossStats s = *stats;
+    for (int j = 0; j < 2; ++j) {
+      const S* J = jac_of(j, jac, target_jac);
+      const double mean = j == 0 ? s.net.mean : s.target.mean;
+      double acc = 0;
+      for (std::int64_t e = first; e < n; e += stride) {
+        const double c = double(J[e]) - mean;
+        acc += c * c;
+      }
+      out.sum[j] = block_sum(acc, shm);
+    }
+  } else {
     // the metric on D = s(J) - s(J*)
-    acc = 0;
-    if (frobenius) {
-      for (std::int64_t b = t; b < p.N; b += kReduceThreads) {
+    const LossStats s = *stats;
+    const bool scaling_grad = p.scaling == JacScaling::minmax || p.scaling == JacScaling::zscore;
+    double acc = 0, a1 = 0, a2 = 0;
+    if (p.metric == JalMetric::frobenius) {
+      const int kd = p.k * p.d;
+      for (std::int64_t b = first; b < p.N; b += stride) {
         double sq = 0;
         for (std::int64_t e = b * kd; e < (b + 1) * kd; ++e) {
           const double diff = scaled(p, s.net, e, jac[e]) - scaled(p, s.target, e, target_jac[e]);
@@ -285,60 +336,109 @@ __global__ void __launch_bounds__(kReduceThreads)
         const double norm = sqrt(sq);
         norms[b] = norm;
         acc += norm;
+        for (std::int64_t e = b * kd; scaling_grad && e < (b + 1) * kd; ++e) {
+          const double sj = scaled(p, s.net, e, jac[e]);
+          const double gs = metric_grad(p, sj - scaled(p, s.target, e, target_jac[e]), norm);
+          scaling_terms(p, s.net, jac[e], sj, gs, &a1, &a2);
+        }
       }
-      // (block_sum's barriers also make norms[] visible to the whole block)
-      jal = block_sum(acc, shm) / double(p.N);
     } else {
-      for (std::int64_t e = t; e < n; e += kReduceThreads) {
-        const double diff = scaled(p, s.net, e, jac[e]) - scaled(p, s.target, e, target_jac[e]);
+      for (std::int64_t e = first; e < n; e += stride) {
+        const double sj = scaled(p, s.net, e, jac[e]);
+        const double diff = sj - scaled(p, s.target, e, target_jac[e]);
         acc += p.metric == JalMetric::mse     ? diff * diff
                : p.metric == JalMetric::huber ? huber_value(diff, p.huber_delta)
                                               : fabs(diff);
+        if (scaling_grad) scaling_terms(p, s.net, jac[e], sj, metric_grad(p, diff, 0.0), &a1, &a2);
       }
-      jal = block_sum(acc, shm) / double(n);
     }
-    total += p.lambda_jal * jal;
+    out.metric = block_sum(acc, shm);
+    out.a1 = block_sum(a1, shm);
+    out.a2 = block_sum(a2, shm);
+  }
+  if (threadIdx.x == 0) partials[blockIdx.x] = out;
+}
 
-    // what the backward of the network's scaling needs from G_s over the whole batch
-    if (p.scaling == JacScaling::minmax || p.scaling == JacScaling::zscore) {
-      const double r2 = s.net.range * s.net.range, hi = s.net.lo + s.net.range;
-      double a1 = 0, a2 = 0;
-      for (std::int64_t e = t; e < n; e += kReduceThreads) {
-        const double sj = scaled(p, s.net, e, jac[e]);
-        const double diff = sj - scaled(p, s.target, e, target_jac[e]);
-        const double gs = metric_grad(p, diff, frobenius ? norms[e / kd] : 0.0);
-        if (p.scaling == JacScaling::zscore) {
-          a1 += gs;
-          a2 += gs * sj;
-        } else if (s.net.range_active) {
-          // s_e = (J_e - lo) / (hi - lo): ds/dlo = (J_e - hi) / r^2, ds/dhi = -(J_e - lo) / r^2
-          a1 += gs * (jac[e] - hi) / r2;
-          a2 -= gs * (jac[e] - s.net.lo) / r2;
-        } else {
-          a1 -= gs / s.net.range;  // the range is the constant floor: only lo moves s
-        }
-      }
-      a1 = block_sum(a1, shm);
-      a2 = block_sum(a2, shm);
-      if (p.scaling == JacScaling::zscore) {
-        s.mean_g = a1 / double(n);
-        s.mean_gs = a2 / double(n);
-      } else {
-        s.g_lo = a1;
-        s.g_hi = a2;
+// the sum over the blocks of one field of the partials, in block order (each thread holds at
+// most one partial: blocks <= kReduceThreads), returned to every thread
+template <class S, class F>
+__device__ double partials_sum(const LossPartial<S>* partials, int blocks, F&& field, double* shm) {
+  const int t = threadIdx.x;
+  return block_sum(t < blocks ? field(partials[t]) : 0.0, shm);
+}
+
+// one batch's minmax statistics from its extremes
+template <class S>
+__device__ void minmax_stats(Extreme<S> lo, Extreme<S> hi, ScaleStats* st) {
+  st->arg_lo = lo.i;
+  st->arg_hi = hi.i;
+  st->lo = double(lo.v);
+  const double width = double(hi.v) - st->lo;
+  st->range_active = width > kScaleRangeFloor;
+  st->range = st->range_active ? width : kScaleRangeFloor;
+}
+
+// one block of kReduceThreads: reduces the partials of `pass` into *stats and terms (total,
+// mse, jal)
+template <class S>
+__global__ void __launch_bounds__(kReduceThreads)
+    loss_finish_kernel(LossParams p, int pass, int blocks,
+                       const LossPartial<S>* __restrict__ partials, LossStats* __restrict__ stats,
+                       double* __restrict__ terms) {
+  __shared__ double shm[kReduceThreads];
+  __shared__ S sv[kReduceThreads];
+  __shared__ std::int64_t si[kReduceThreads];
+  const int t = threadIdx.x;
+  const double Nk = double(p.N * p.k), n = Nk * p.d;
+  LossStats s = pass == 0 ? LossStats{} : *stats;
+  ScaleStats* st[2] = {&s.net, &s.target};
+
+  if (pass == 0) {
+    const double mse = partials_sum(partials, blocks, [](const LossPartial<S>& q) { return q.mse; }, shm) / Nk;
+    for (int j = 0; p.jal && j < 2; ++j) {
+      if (p.scaling == JacScaling::minmax) {
+        const Extreme<S> none{S(0), -1};
+        const Extreme<S> lo = block_extreme<true>(t < blocks ? partials[t].lo[j] : none, sv, si);
+        const Extreme<S> hi = block_extreme<false>(t < blocks ? partials[t].hi[j] : none, sv, si);
+        minmax_stats(lo, hi, st[j]);
+      } else if (p.scaling == JacScaling::zscore) {
+        st[j]->mean =
+            partials_sum(partials, blocks, [j](const LossPartial<S>& q) { return q.sum[j]; }, shm) / n;
       }
     }
+    if (t == 0) {
+      terms[0] = p.lambda_mse * mse;
+      terms[1] = mse;
+      terms[2] = 0;
+    }
+  } else if (pass == 1) {
+    for (int j = 0; j < 2; ++j) {
+      const double var =
+          partials_sum(partials, blocks, [j](const LossPartial<S>& q) { return q.sum[j]; }, shm) / n;
+      st[j]->sigma = sqrt(var + kZscoreEps);
+    }
+  } else {
+    const double sum = partials_sum(partials, blocks, [](const LossPartial<S>& q) { return q.metric; }, shm);
+    const double jal = sum / (p.metric == JalMetric::frobenius ? double(p.N) : n);
+    const double a1 = partials_sum(partials, blocks, [](const LossPartial<S>& q) { return q.a1; }, shm);
+    const double a2 = partials_sum(partials, blocks, [](const LossPartial<S>& q) { return q.a2; }, shm);
+    if (p.scaling == JacScaling::zscore) {
+      s.mean_g = a1 / n;
+      s.mean_gs = a2 / n;
+    } else if (p.scaling == JacScaling::minmax) {
+      s.g_lo = a1;
+      s.g_hi = a2;
+    }
+    if (t == 0) {
+      terms[0] = p.lambda_mse * terms[1] + p.lambda_jal * jal;
+      terms[2] = jal;
+    }
   }
-  if (t == 0) {
-    *stats = s;
-    terms[0] = total;
-    terms[1] = mse;
-    terms[2] = jal;
-  }
+  if (t == 0) *stats = s;
 }
 
 // g_pred (N k) and, with JAL, g_jac (N k d): the loss gradient w.r.t. the predictions and the
-// network's Jacobians, from the statistics of loss_stats_kernel
+// network's Jacobians, from the statistics of loss_finish_kernel
 template <class S>
 __global__ void loss_grad_kernel(LossParams p, const S* __restrict__ pred,
                                  const S* __restrict__ targets, const S* __restrict__ jac,
@@ -469,16 +569,12 @@ __global__ void output_grad_kernel(std::int64_t N, int r, int k, int d,
   }
 }
 
-// gb (w) = the sum of the primal rows of G (R, w), accumulated in double: one block per column
+// v (n) = 1, the vector the bias gradients' products sum with
 template <class S>
-__global__ void __launch_bounds__(kReduceThreads)
-    bias_grad_kernel(std::int64_t N, int r, int w, const S* __restrict__ G, S* __restrict__ gb) {
-  __shared__ double shm[kReduceThreads];
-  for (int c = blockIdx.x; c < w; c += gridDim.x) {  // uniform over the block
-    double acc = 0;
-    for (std::int64_t b = threadIdx.x; b < N; b += kReduceThreads) acc += double(G[b * r * w + c]);
-    const double total = block_sum(acc, shm);
-    if (threadIdx.x == 0) gb[c] = static_cast<S>(total);
+__global__ void ones_kernel(std::int64_t n, S* __restrict__ v) {
+  for (std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += std::int64_t(gridDim.x) * blockDim.x) {
+    v[i] = S(1);
   }
 }
 
@@ -649,7 +745,7 @@ class CudaMlpEngine final : public MlpEngine<S> {
       read_outputs(N, r, inputs, w.A[L], w.pred, tangents ? w.jac : nullptr);
     }
 
-    // the loss head: batch statistics (one block), then the elementwise gradient
+    // the loss head: batch statistics (a few passes over the grid), then the elementwise gradient
     LossParams p;
     p.N = N;
     p.k = k;
@@ -662,9 +758,16 @@ class CudaMlpEngine final : public MlpEngine<S> {
     p.jal = tangents;
     p.jac_std = jac_std();
     const S* jac = tangents ? w.jac : nullptr;
-    loss_stats_kernel<S><<<1, kReduceThreads, 0, stream_>>>(p, w.pred, targets, jac, target_jac,
-                                                             w.norms, w.stats, terms);
-    check_launch("loss_stats_kernel");
+    const int blocks = loss_blocks(tangents ? N * k * d : N * k);
+    for (int pass = 0; pass < (tangents ? 3 : 1); ++pass) {
+      if (pass == 1 && p.scaling != JacScaling::zscore) continue;
+      loss_partials_kernel<S><<<blocks, kReduceThreads, 0, stream_>>>(
+          p, pass, w.pred, targets, jac, target_jac, w.stats, w.norms, w.loss_partials);
+      check_launch("loss_partials_kernel");
+      loss_finish_kernel<S><<<1, kReduceThreads, 0, stream_>>>(p, pass, blocks, w.loss_partials,
+                                                               w.stats, terms);
+      check_launch("loss_finish_kernel");
+    }
     const std::int64_t head_items = N * k * (tangents ? 1 + d : 1);
     loss_grad_kernel<S><<<grid_for(head_items, kThreads), kThreads, 0, stream_>>>(
         p, w.pred, targets, jac, target_jac, w.norms, w.stats, w.g_pred, w.g_jac);
@@ -683,6 +786,8 @@ class CudaMlpEngine final : public MlpEngine<S> {
       return;
     }
 
+    ones_kernel<S><<<grid_for(N, kThreads), kThreads, 0, stream_>>>(N, w.ones);
+    check_launch("ones_kernel");
     // the gradient w.r.t. the output rows: y enters pred and the tangent rows enter J
     output_grad_kernel<S><<<grid_for(N * k, kThreads), kThreads, 0, stream_>>>(
         N, r, k, d, out_std(), w.g_pred, w.g_jac, w.G);
@@ -696,9 +801,9 @@ class CudaMlpEngine final : public MlpEngine<S> {
       // dW (out, in) = G^T A_l  (see the GEMM note at the top)
       gemm(blas_, CUBLAS_OP_N, CUBLAS_OP_T, in, out, R, w.A[l], in, w.G, out,
            grad + spec_.weight_offset(l), in);
-      bias_grad_kernel<S><<<grid_for(out, 1), kReduceThreads, 0, stream_>>>(
-          N, r, out, w.G, grad + spec_.bias_offset(l));
-      check_launch("bias_grad_kernel");
+      // db (out) = the sum of G's primal rows: read column-major with leading dimension r out,
+      // they are the columns of an (out, N) matrix, times ones (N)
+      gemv(blas_, out, static_cast<int>(N), w.G, r * out, w.ones, grad + spec_.bias_offset(l));
       if (l == 0) break;
       // G_A (R, in) = G W, then through the activation of layer l - 1 into G (R, in)
       gemm(blas_, CUBLAS_OP_N, CUBLAS_OP_N, in, R, out, W, in, w.G, out, w.GA, in);
@@ -806,8 +911,10 @@ class CudaMlpEngine final : public MlpEngine<S> {
     S* g_jac = nullptr;   // (N, k, d) with tangents
     S* G = nullptr;       // (R, max_width)
     S* GA = nullptr;      // (R, max_width)
+    S* ones = nullptr;    // (N)
     double* norms = nullptr;     // (N)
     LossStats* stats = nullptr;  // (1)
+    LossPartial<S>* loss_partials = nullptr;  // (kLossBlocks)
     S* partials = nullptr;       // fused: (bwd_.blocks, P)
   };
 
@@ -832,9 +939,11 @@ class CudaMlpEngine final : public MlpEngine<S> {
       if (!fused_) {
         w.G = c.take<S>(R * spec_.max_width());
         w.GA = c.take<S>(R * spec_.max_width());
+        w.ones = c.take<S>(N);
       }
       w.norms = c.take<double>(N);
       w.stats = c.take<LossStats>(1);
+      w.loss_partials = c.take<LossPartial<S>>(kLossBlocks);
       if (fused_) {
         w.partials = c.take<S>(std::int64_t(bwd_.blocks) * std::int64_t(spec_.num_params()));
       }

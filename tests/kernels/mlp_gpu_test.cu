@@ -1,8 +1,8 @@
 // The trainer's CUDA engines (kernels/mlp_kernels.cu) against their CPU references
 // (training/cpu_engine.h): the MLP's forward pass and input Jacobian, and its loss terms and
 // gradient for every activation x JAL metric x Jacobian scaling x loss weighting, in double and
-// float, for batch sizes 1, 7, 300 and 4096, small and 256-wide networks, through both kernel
-// sets (fused and GEMM, MlpKernels) wherever the fused ones fit; and the pipeline's
+// float, for batch sizes 1, 7, 300, 4096 and 20000, small and 256-wide networks, through both
+// kernel sets (fused and GEMM, MlpKernels) wherever the fused ones fit; and the pipeline's
 // kernels (sampling, picking states, assembling, Adam). Work runs on a non-blocking stream, so
 // anything wrongly queued on the legacy default stream would race with it. Skips cleanly without
 // a device. Label: gpu.
@@ -316,6 +316,23 @@ TEST(CudaMlpLossMid, FusedAndGemmMatchCpu) {
     for (MlpKernels k : {MlpKernels::automatic, MlpKernels::gemm}) {
       check_loss<double>(spec, cfg, {7, 4096, 1}, 19, k);
       check_loss<float>(spec, cfg, {7, 4096, 1}, 19, k);
+    }
+  }
+}
+
+// A batch of 20000 samples: 480000 Jacobian entries, so the loss head's reductions run on their
+// largest grid (kLossBlocks blocks) with several entries per thread, for every metric x scaling
+TEST(CudaMlpLossLarge, GridWideReductionsMatchCpu) {
+  if (phydream::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device visible";
+  for (JalMetric m : {JalMetric::mse, JalMetric::frobenius, JalMetric::l1, JalMetric::huber}) {
+    for (JacScaling sc : {JacScaling::none, JacScaling::minmax, JacScaling::zscore, JacScaling::std}) {
+      const LossCase c{Activation::tanh, m, sc, 0};
+      const MlpSpec spec = make_spec(Activation::tanh, true, kSmall);
+      const LossConfig cfg = case_config(c, spec);
+      for (MlpKernels k : {MlpKernels::fused, MlpKernels::gemm}) {
+        check_loss<double>(spec, cfg, {20000}, 23, k);
+        check_loss<float>(spec, cfg, {20000}, 23, k);
+      }
     }
   }
 }
