@@ -139,7 +139,7 @@ class ArticulatedCudaEngine final : public StepEngine<S> {
   }
   void nonfinite_rows(std::int64_t batch, std::int64_t row_size, const S* data,
                       std::uint8_t* flags) override {
-    nonfinite_rows_kernel<S><<<grid_for(batch, kThreads), kThreads, 0, stream_>>>(batch, row_size,
+    PHYDREAM_LAUNCH(grid_for(batch, kThreads), kThreads, 0, stream_, nonfinite_rows_kernel<S>)(batch, row_size,
                                                                             data, flags);
     check_launch("articulated nonfinite_rows");
   }

@@ -11,6 +11,7 @@
 
 #include "engine/articulated_ops.h"
 #include "kernels/articulated_launch.h"
+#include "kernels/check.cuh"
 
 namespace phydream {
 namespace kernels {

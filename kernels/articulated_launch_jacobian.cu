@@ -7,7 +7,7 @@ namespace kernels {
 template <class S>
 void launch_art_jacobian(const ArtLaunch<S>& l, std::int64_t batch, JacobianMode mode, const S* x,
                          const S* u, S* xn, S* jx, S* ju) {
-  art_jacobian_kernel<S><<<l.grid, kArtThreads, 0, l.stream>>>(l.m, l.sz, l.ws, l.tws, l.status, batch, mode, x, u, xn, jx, ju);
+  PHYDREAM_LAUNCH(l.grid, kArtThreads, 0, l.stream, art_jacobian_kernel<S>)(l.m, l.sz, l.ws, l.tws, l.status, batch, mode, x, u, xn, jx, ju);
 }
 
 // the instantiations for float and double

@@ -6,22 +6,22 @@ namespace kernels {
 
 template <class S>
 void launch_art_step(const ArtLaunch<S>& l, std::int64_t batch, const S* x, const S* u, S* xn) {
-  art_step_kernel<S><<<l.grid, kArtThreads, 0, l.stream>>>(l.m, l.sz, l.ws, l.tws, l.status, batch, x, u, xn);
+  PHYDREAM_LAUNCH(l.grid, kArtThreads, 0, l.stream, art_step_kernel<S>)(l.m, l.sz, l.ws, l.tws, l.status, batch, x, u, xn);
 }
 template <class S>
 void launch_art_jvp(const ArtLaunch<S>& l, std::int64_t batch, const S* x, const S* u, const S* dx,
                     const S* du, S* xn, S* dxn) {
-  art_jvp_kernel<S><<<l.grid, kArtThreads, 0, l.stream>>>(l.m, l.sz, l.ws, l.tws, l.status, batch, x, u, dx, du, xn, dxn);
+  PHYDREAM_LAUNCH(l.grid, kArtThreads, 0, l.stream, art_jvp_kernel<S>)(l.m, l.sz, l.ws, l.tws, l.status, batch, x, u, dx, du, xn, dxn);
 }
 template <class S>
 void launch_art_jacobian_fd(const ArtLaunch<S>& l, std::int64_t batch, S eps, const S* x, const S* u,
                             S* jx, S* ju) {
-  art_jacobian_fd_kernel<S><<<l.grid, kArtThreads, 0, l.stream>>>(l.m, l.sz, l.ws, l.tws, l.status, batch, eps, x, u, jx, ju);
+  PHYDREAM_LAUNCH(l.grid, kArtThreads, 0, l.stream, art_jacobian_fd_kernel<S>)(l.m, l.sz, l.ws, l.tws, l.status, batch, eps, x, u, jx, ju);
 }
 template <class S>
 void launch_art_rollout(const ArtLaunch<S>& l, std::int64_t batch, std::int64_t horizon, const S* x0,
                         const S* actions, S* states) {
-  art_rollout_kernel<S><<<l.grid, kArtThreads, 0, l.stream>>>(l.m, l.sz, l.ws, l.tws, l.status, batch, horizon, x0, actions, states);
+  PHYDREAM_LAUNCH(l.grid, kArtThreads, 0, l.stream, art_rollout_kernel<S>)(l.m, l.sz, l.ws, l.tws, l.status, batch, horizon, x0, actions, states);
 }
 
 // the instantiations for float and double

@@ -9,6 +9,18 @@
 
 #include "engine/errors.h"
 
+// A kernel launch: PHYDREAM_LAUNCH(grid, block, shared bytes, stream, kernel)(arguments...).
+// Under nvcc, the triple-chevron launch; in the emulated CUDA build (PHYDREAM_CUDA=EMULATE, which
+// compiles these sources as C++ against tests/emulation/), a call that runs the kernel's blocks
+// on the host. (The kernel comes last: its template arguments may hold commas.)
+#if defined(PHYDREAM_CUDA_EMULATION)
+#define PHYDREAM_LAUNCH(grid, block, shared, stream, ...) \
+  ::phydream::emulation::launch_of((grid), (block), (shared), __VA_ARGS__)
+#else
+#define PHYDREAM_LAUNCH(grid, block, shared, stream, ...) \
+  __VA_ARGS__<<<(grid), (block), (shared), (stream)>>>
+#endif
+
 namespace phydream {
 
 inline void check_cuda(cudaError_t err, const char* what) {

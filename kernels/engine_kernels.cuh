@@ -294,8 +294,8 @@ class CudaEngine final : public StepEngine<typename Model::scalar_type> {
   void step(std::int64_t batch, const S* x, const S* u, S* x_next) override {
     dispatch_integrator(integrator_, [&](auto tag) {
       constexpr Integrator I = decltype(tag)::value;
-      step_kernel<I, Model><<<grid_for(batch, kBlock), kBlock, 0, stream_>>>(params_, h_, batch,
-                                                                             x, u, x_next);
+      PHYDREAM_LAUNCH(grid_for(batch, kBlock), kBlock, 0, stream_, step_kernel<I, Model>)
+      (params_, h_, batch, x, u, x_next);
     });
     check_launch("step_kernel");
   }
@@ -304,8 +304,8 @@ class CudaEngine final : public StepEngine<typename Model::scalar_type> {
                 S* dx_next) override {
     dispatch_integrator(integrator_, [&](auto tag) {
       constexpr Integrator I = decltype(tag)::value;
-      step_jvp_kernel<I, Model><<<grid_for(batch, kBlock), kBlock, 0, stream_>>>(
-          params_, h_, batch, x, u, dx, du, x_next, dx_next);
+      PHYDREAM_LAUNCH(grid_for(batch, kBlock), kBlock, 0, stream_, step_jvp_kernel<I, Model>)
+      (params_, h_, batch, x, u, dx, du, x_next, dx_next);
     });
     check_launch("step_jvp_kernel");
   }
@@ -314,8 +314,8 @@ class CudaEngine final : public StepEngine<typename Model::scalar_type> {
                 const S* g_next) override {
     dispatch_integrator(integrator_, [&](auto tag) {
       constexpr Integrator I = decltype(tag)::value;
-      step_vjp_kernel<I, Model><<<grid_for(batch, kBlock), kBlock, 0, stream_>>>(
-          params_, h_, batch, x, u, g_next, gx, gu);
+      PHYDREAM_LAUNCH(grid_for(batch, kBlock), kBlock, 0, stream_, step_vjp_kernel<I, Model>)
+      (params_, h_, batch, x, u, g_next, gx, gu);
     });
     check_launch("step_vjp_kernel");
   }
@@ -325,11 +325,13 @@ class CudaEngine final : public StepEngine<typename Model::scalar_type> {
     dispatch_integrator(integrator_, [&](auto tag) {
       constexpr Integrator I = decltype(tag)::value;
       if (mode != JacobianMode::reverse) {  // analytic: the forward sweep
-        jacobian_kernel<I, true, Model><<<grid_for(batch, kBlock), kBlock, 0, stream_>>>(
-            params_, h_, batch, x, u, x_next, jac_x, jac_u);
+        PHYDREAM_LAUNCH(grid_for(batch, kBlock), kBlock, 0, stream_,
+                        jacobian_kernel<I, true, Model>)
+        (params_, h_, batch, x, u, x_next, jac_x, jac_u);
       } else {
-        jacobian_kernel<I, false, Model><<<grid_for(batch, kBlock), kBlock, 0, stream_>>>(
-            params_, h_, batch, x, u, x_next, jac_x, jac_u);
+        PHYDREAM_LAUNCH(grid_for(batch, kBlock), kBlock, 0, stream_,
+                        jacobian_kernel<I, false, Model>)
+        (params_, h_, batch, x, u, x_next, jac_x, jac_u);
       }
     });
     check_launch("jacobian_kernel");
@@ -339,8 +341,9 @@ class CudaEngine final : public StepEngine<typename Model::scalar_type> {
                    S eps) override {
     dispatch_integrator(integrator_, [&](auto tag) {
       constexpr Integrator I = decltype(tag)::value;
-      jacobian_fd_kernel<I, Model><<<grid_for(batch * (nx + nu), kThreads), kThreads, 0,
-                                     stream_>>>(params_, h_, batch, eps, x, u, jac_x, jac_u);
+      PHYDREAM_LAUNCH(grid_for(batch * (nx + nu), kThreads), kThreads, 0, stream_,
+                      jacobian_fd_kernel<I, Model>)
+      (params_, h_, batch, eps, x, u, jac_x, jac_u);
     });
     check_launch("jacobian_fd_kernel");
   }
@@ -349,8 +352,8 @@ class CudaEngine final : public StepEngine<typename Model::scalar_type> {
                S* states) override {
     dispatch_integrator(integrator_, [&](auto tag) {
       constexpr Integrator I = decltype(tag)::value;
-      rollout_kernel<I, Model><<<grid_for(batch, kThreads), kThreads, 0, stream_>>>(
-          params_, h_, batch, horizon, x0, actions, states);
+      PHYDREAM_LAUNCH(grid_for(batch, kThreads), kThreads, 0, stream_, rollout_kernel<I, Model>)
+      (params_, h_, batch, horizon, x0, actions, states);
     });
     check_launch("rollout_kernel");
   }
@@ -366,9 +369,9 @@ class CudaEngine final : public StepEngine<typename Model::scalar_type> {
     }
     dispatch_integrator(integrator_, [&](auto tag) {
       constexpr Integrator I = decltype(tag)::value;
-      rollout_vjp_kernel<I, Model><<<grid_for(batch, kThreads), kThreads, 0, stream_>>>(
-          params_, h_, batch, horizon, interval, x0, actions, states, g_states, g_final, scratch,
-          gx0, g_actions);
+      PHYDREAM_LAUNCH(grid_for(batch, kThreads), kThreads, 0, stream_, rollout_vjp_kernel<I, Model>)
+      (params_, h_, batch, horizon, interval, x0, actions, states, g_states, g_final, scratch, gx0,
+       g_actions);
     });
     const cudaError_t launch = cudaGetLastError();
     if (scratch != nullptr) cuda_free(scratch, stream_);
@@ -377,8 +380,8 @@ class CudaEngine final : public StepEngine<typename Model::scalar_type> {
 
   void nonfinite_rows(std::int64_t batch, std::int64_t row_size, const S* data,
                       std::uint8_t* flags) override {
-    nonfinite_rows_kernel<S><<<grid_for(batch, kThreads), kThreads, 0, stream_>>>(
-        batch, row_size, data, flags);
+    PHYDREAM_LAUNCH(grid_for(batch, kThreads), kThreads, 0, stream_, nonfinite_rows_kernel<S>)
+    (batch, row_size, data, flags);
     check_launch("nonfinite_rows_kernel");
   }
 

@@ -1,6 +1,6 @@
 // The loss head of the CUDA trainer (kernels/mlp_kernels.cu), in its own header so that the CPU
 // tests can run the same kernels: tests/kernels/loss_head_emulated_test.cpp compiles it with a
-// host compiler under tests/kernels/block_emulation.h, which runs each block's threads as
+// host compiler under tests/emulation/block_emulation.h, which runs each block's threads as
 // fibers switched at __syncthreads. So the code here uses only what that emulation provides:
 // one-dimensional grids and blocks, __shared__ arrays, __syncthreads; no warp intrinsics or
 // atomics. Everything is in an unnamed namespace: the emulated host build (tests) and the CUDA
@@ -343,9 +343,10 @@ __global__ void __launch_bounds__(kReduceThreads)
   const double Nk = double(p.N * p.k), n = Nk * p.d;
   LossStats s = pass == 0 ? LossStats{} : *stats;
   ScaleStats* st[2] = {&s.net, &s.target};
+  const auto sum_of = [&](auto field) { return partials_sum(partials, blocks, field, shm); };
 
   if (pass == 0) {
-    const double mse = partials_sum(partials, blocks, [](const LossPartial<S>& q) { return q.mse; }, shm) / Nk;
+    const double mse = sum_of([](const LossPartial<S>& q) { return q.mse; }) / Nk;
     for (int j = 0; p.jal && j < 2; ++j) {
       if (p.scaling == JacScaling::minmax) {
         const Extreme<S> none{S(0), -1};
@@ -353,8 +354,7 @@ __global__ void __launch_bounds__(kReduceThreads)
         const Extreme<S> hi = block_extreme<false>(t < blocks ? partials[t].hi[j] : none, sv, si);
         minmax_stats(lo, hi, st[j]);
       } else if (p.scaling == JacScaling::zscore) {
-        st[j]->mean =
-            partials_sum(partials, blocks, [j](const LossPartial<S>& q) { return q.sum[j]; }, shm) / n;
+        st[j]->mean = sum_of([j](const LossPartial<S>& q) { return q.sum[j]; }) / n;
       }
     }
     if (t == 0) {
@@ -364,15 +364,14 @@ __global__ void __launch_bounds__(kReduceThreads)
     }
   } else if (pass == 1) {
     for (int j = 0; j < 2; ++j) {
-      const double var =
-          partials_sum(partials, blocks, [j](const LossPartial<S>& q) { return q.sum[j]; }, shm) / n;
+      const double var = sum_of([j](const LossPartial<S>& q) { return q.sum[j]; }) / n;
       st[j]->sigma = sqrt(var + kZscoreEps);
     }
   } else {
-    const double sum = partials_sum(partials, blocks, [](const LossPartial<S>& q) { return q.metric; }, shm);
+    const double sum = sum_of([](const LossPartial<S>& q) { return q.metric; });
     const double jal = sum / (p.metric == JalMetric::frobenius ? double(p.N) : n);
-    const double a1 = partials_sum(partials, blocks, [](const LossPartial<S>& q) { return q.a1; }, shm);
-    const double a2 = partials_sum(partials, blocks, [](const LossPartial<S>& q) { return q.a2; }, shm);
+    const double a1 = sum_of([](const LossPartial<S>& q) { return q.a1; });
+    const double a2 = sum_of([](const LossPartial<S>& q) { return q.a2; });
     if (p.scaling == JacScaling::zscore) {
       s.mean_g = a1 / n;
       s.mean_gs = a2 / n;
@@ -440,7 +439,8 @@ __global__ void loss_grad_kernel(LossParams p, const S* __restrict__ pred,
 template <class S, class Launch>
 void run_loss_head(const LossParams& p, const S* pred, const S* targets, const S* jac,
                    const S* target_jac, double* norms, LossStats* stats, LossPartial<S>* partials,
-                   double* terms, S* g_pred, S* g_jac, Launch&& launch, int max_blocks = kLossBlocks) {
+                   double* terms, S* g_pred, S* g_jac, Launch&& launch,
+                   int max_blocks = kLossBlocks) {
   const int blocks = std::min(max_blocks, loss_blocks(p.jal ? p.N * p.k * p.d : p.N * p.k));
   for (int pass = 0; pass < (p.jal ? 3 : 1); ++pass) {
     if (pass == 1 && p.scaling != JacScaling::zscore) continue;

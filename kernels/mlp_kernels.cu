@@ -218,8 +218,12 @@ constexpr int kFusedTargetRows = 128;  // rows (samples x (1 + d)) per tile, whe
 
 template <class S>
 __device__ S* fused_shared() {
+#if defined(PHYDREAM_CUDA_EMULATION)
+  return static_cast<S*>(::phydream::emulation::dynamic_shared());
+#else
   extern __shared__ __align__(16) unsigned char fused_smem[];
   return reinterpret_cast<S*>(fused_smem);
+#endif
 }
 
 // pred (N, k) and, when jac is not null (lay.r = 1 + d), jac (N, k, d)
@@ -356,8 +360,9 @@ class CudaMlpEngine final : public MlpEngine<S> {
     // the loss head: batch statistics (a few passes over the grid), then the elementwise gradient
     const LossParams p = loss_params(loss_, N, k, d, jac_std());
     const S* jac = tangents ? w.jac : nullptr;
-    const auto launch = [this](const char* what, unsigned grid, int block, auto kernel, auto... args) {
-      kernel<<<grid, block, 0, stream_>>>(args...);
+    const auto launch = [this](const char* what, unsigned grid, int block, auto kernel,
+                               auto... args) {
+      PHYDREAM_LAUNCH(grid, block, 0, stream_, kernel)(args...);
       check_launch(what);
     };
     run_loss_head<S>(p, w.pred, targets, jac, target_jac, w.norms, w.stats, w.loss_partials, terms,
@@ -366,21 +371,21 @@ class CudaMlpEngine final : public MlpEngine<S> {
     if (fused_) {
       const std::int64_t tiles = (N + bwd_.lay.ts - 1) / bwd_.lay.ts;
       const int grid = static_cast<int>(std::min<std::int64_t>(tiles, bwd_.blocks));
-      fused_backward_kernel<S><<<grid, kFusedThreads, bwd_.bytes, stream_>>>(
-          net_, bwd_.lay, N, theta, inputs, w.g_pred, w.g_jac, w.partials);
+      PHYDREAM_LAUNCH(grid, kFusedThreads, bwd_.bytes, stream_, fused_backward_kernel<S>)
+      (net_, bwd_.lay, N, theta, inputs, w.g_pred, w.g_jac, w.partials);
       check_launch("fused_backward_kernel");
       const std::int64_t P = static_cast<std::int64_t>(spec_.num_params());
-      reduce_partials_kernel<S><<<grid_for(P, kThreads), kThreads, 0, stream_>>>(P, grid,
-                                                                               w.partials, grad);
+      PHYDREAM_LAUNCH(grid_for(P, kThreads), kThreads, 0, stream_, reduce_partials_kernel<S>)
+      (P, grid, w.partials, grad);
       check_launch("reduce_partials_kernel");
       return;
     }
 
-    ones_kernel<S><<<grid_for(N, kThreads), kThreads, 0, stream_>>>(N, w.ones);
+    PHYDREAM_LAUNCH(grid_for(N, kThreads), kThreads, 0, stream_, ones_kernel<S>)(N, w.ones);
     check_launch("ones_kernel");
     // the gradient w.r.t. the output rows: y enters pred and the tangent rows enter J
-    output_grad_kernel<S><<<grid_for(N * k, kThreads), kThreads, 0, stream_>>>(
-        N, r, k, d, out_std(), w.g_pred, w.g_jac, w.G);
+    PHYDREAM_LAUNCH(grid_for(N * k, kThreads), kThreads, 0, stream_, output_grad_kernel<S>)
+    (N, r, k, d, out_std(), w.g_pred, w.g_jac, w.G);
     check_launch("output_grad_kernel");
 
     // backward through the layers; G holds the gradient w.r.t. layer l's output rows
@@ -397,8 +402,8 @@ class CudaMlpEngine final : public MlpEngine<S> {
       if (l == 0) break;
       // G_A (R, in) = G W, then through the activation of layer l - 1 into G (R, in)
       gemm(blas_, CUBLAS_OP_N, CUBLAS_OP_N, in, R, out, W, in, w.G, out, w.GA, in);
-      activation_grad_kernel<S><<<grid_for(N * in, kThreads), kThreads, 0, stream_>>>(
-          spec_.activation, N, r, in, w.Z[l - 1], w.GA, w.G);
+      PHYDREAM_LAUNCH(grid_for(N * in, kThreads), kThreads, 0, stream_, activation_grad_kernel<S>)
+      (spec_.activation, N, r, in, w.Z[l - 1], w.GA, w.G);
       check_launch("activation_grad_kernel");
     }
   }
@@ -485,8 +490,8 @@ class CudaMlpEngine final : public MlpEngine<S> {
     const FusedPlan& p = fwd_[jac != nullptr ? 1 : 0];
     const std::int64_t tiles = (N + p.lay.ts - 1) / p.lay.ts;
     const int grid = static_cast<int>(std::min<std::int64_t>(tiles, p.blocks));
-    fused_forward_kernel<S><<<grid, kFusedThreads, p.bytes, stream_>>>(net_, p.lay, N, theta,
-                                                                      inputs, pred, jac);
+    PHYDREAM_LAUNCH(grid, kFusedThreads, p.bytes, stream_, fused_forward_kernel<S>)
+    (net_, p.lay, N, theta, inputs, pred, jac);
     check_launch("fused_forward_kernel");
   }
 
@@ -573,8 +578,9 @@ class CudaMlpEngine final : public MlpEngine<S> {
   void run_forward(std::int64_t N, int r, const S* theta, const S* inputs, const Work& w) {
     const int d = spec_.n_in(), L = spec_.num_layers();
     const int R = static_cast<int>(N * r);  // reserve() checked that it fits an int
-    input_rows_kernel<S><<<grid_for(std::int64_t(R) * d, kThreads), kThreads, 0, stream_>>>(
-        N, r, d, in_mean(), in_std(), inputs, w.A[0]);
+    PHYDREAM_LAUNCH(grid_for(std::int64_t(R) * d, kThreads), kThreads, 0, stream_,
+                    input_rows_kernel<S>)
+    (N, r, d, in_mean(), in_std(), inputs, w.A[0]);
     check_launch("input_rows_kernel");
     for (int l = 0; l < L; ++l) {
       const int out = spec_.layer_out(l), in = spec_.layer_in(l);
@@ -582,20 +588,20 @@ class CudaMlpEngine final : public MlpEngine<S> {
       S* z = l < L - 1 ? w.Z[l] : w.A[L];
       // Z (R, out) = A_l W^T for primal and tangent rows at once (see the GEMM note at the top)
       gemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, out, R, in, W, in, w.A[l], in, z, out);
-      add_bias_kernel<S><<<grid_for(N * out, kThreads), kThreads, 0, stream_>>>(
-          N, r, out, theta + spec_.bias_offset(l), z);
+      PHYDREAM_LAUNCH(grid_for(N * out, kThreads), kThreads, 0, stream_, add_bias_kernel<S>)
+      (N, r, out, theta + spec_.bias_offset(l), z);
       check_launch("add_bias_kernel");
       if (l == L - 1) break;
-      activation_kernel<S><<<grid_for(N * out, kThreads), kThreads, 0, stream_>>>(
-          spec_.activation, N, r, out, z, w.A[l + 1]);
+      PHYDREAM_LAUNCH(grid_for(N * out, kThreads), kThreads, 0, stream_, activation_kernel<S>)
+      (spec_.activation, N, r, out, z, w.A[l + 1]);
       check_launch("activation_kernel");
     }
   }
 
   void read_outputs(std::int64_t N, int r, const S* inputs, const S* Y, S* pred, S* jac) {
     const int k = spec_.n_out(), d = spec_.n_in();
-    output_kernel<S><<<grid_for(N * k, kThreads), kThreads, 0, stream_>>>(
-        N, r, k, d, spec_.residual, out_mean(), out_std(), inputs, Y, pred, jac);
+    PHYDREAM_LAUNCH(grid_for(N * k, kThreads), kThreads, 0, stream_, output_kernel<S>)
+    (N, r, k, d, spec_.residual, out_mean(), out_std(), inputs, Y, pred, jac);
     check_launch("output_kernel");
   }
 
@@ -721,32 +727,35 @@ class CudaTrainOps final : public TrainOps<S> {
   void sample_uniform(std::int64_t N, std::uint64_t seed, std::uint64_t stream, SampleBox<S> box,
                       S* out) override {
     if (N <= 0 || box.width <= 0) return;
-    sample_uniform_kernel<S><<<grid_for(N * box.width, kThreads), kThreads, 0, stream_>>>(
-        N, seed, stream, box.lo, box.hi, box.width, out);
+    PHYDREAM_LAUNCH(grid_for(N * box.width, kThreads), kThreads, 0, stream_,
+                    sample_uniform_kernel<S>)
+    (N, seed, stream, box.lo, box.hi, box.width, out);
     check_launch("sample_uniform_kernel");
   }
   void pick_states(std::int64_t N, std::int64_t T, std::uint64_t seed, std::uint64_t stream,
                    SampleBox<S> box, const S* states, S* x) override {
     if (N <= 0) return;
-    pick_states_kernel<S><<<grid_for(N, kThreads), kThreads, 0, stream_>>>(
-        N, T, box.width, seed, stream, box.lo, box.hi, states, x);
+    PHYDREAM_LAUNCH(grid_for(N, kThreads), kThreads, 0, stream_, pick_states_kernel<S>)
+    (N, T, box.width, seed, stream, box.lo, box.hi, states, x);
     check_launch("pick_states_kernel");
   }
   void assemble(std::int64_t N, int nx, int nu, const S* x, const S* u, const S* jac_x,
                 const S* jac_u, S* inputs, S* target_jac) override {
     if (N <= 0) return;
-    assemble_kernel<S><<<grid_for(N, kThreads), kThreads, 0, stream_>>>(
-        N, nx, nu, x, u, jac_x, jac_u, inputs, target_jac);
+    PHYDREAM_LAUNCH(grid_for(N, kThreads), kThreads, 0, stream_, assemble_kernel<S>)
+    (N, nx, nu, x, u, jac_x, jac_u, inputs, target_jac);
     check_launch("assemble_kernel");
   }
   void adam(std::int64_t P, const AdamStep& step, S* theta, S* m, S* v, const S* grad) override {
     if (P <= 0) return;
-    adam_kernel<S><<<grid_for(P, kThreads), kThreads, 0, stream_>>>(P, step, theta, m, v, grad);
+    PHYDREAM_LAUNCH(grid_for(P, kThreads), kThreads, 0, stream_, adam_kernel<S>)
+    (P, step, theta, m, v, grad);
     check_launch("adam_kernel");
   }
   void count_flags(std::int64_t N, const std::uint8_t* flags, unsigned long long* counts) override {
     if (N <= 0) return;
-    count_flags_kernel<<<grid_for(N, kThreads), kThreads, 0, stream_>>>(N, flags, counts);
+    PHYDREAM_LAUNCH(grid_for(N, kThreads), kThreads, 0, stream_, count_flags_kernel)
+    (N, flags, counts);
     check_launch("count_flags_kernel");
   }
   void synchronize() override {

@@ -144,12 +144,20 @@ PHYDREAM_HD FusedLayout fused_layout(const FusedNet& n, int ts, bool tangents, b
 }
 
 /// The threads that share one tile: tid in [0, nt).
+#if defined(PHYDREAM_CUDA_EMULATION)
+}  // namespace phydream::training
+void phydream_emulated_syncthreads();  // tests/emulation/cuda_emulation.cpp
+namespace phydream::training {
+#endif
+
 struct Team {
   int tid = 0;
   int nt = 1;
   PHYDREAM_HD void sync() const {
 #if defined(__CUDA_ARCH__)
     __syncthreads();
+#elif defined(PHYDREAM_CUDA_EMULATION)
+    if (nt > 1) phydream_emulated_syncthreads();  // the kernels on the host (tests/emulation/)
 #endif
   }
 };

@@ -1,11 +1,11 @@
 // The CUDA trainer's loss head (kernels/loss_head.cuh: the grid-wide reductions, their finishing
-// kernels and the elementwise gradient), run on the CPU under tests/kernels/block_emulation.h,
+// kernels and the elementwise gradient), run on the CPU under tests/emulation/block_emulation.h,
 // against the CPU trainer's loss_head (training/mlp_cpu.cpp): every JAL metric x Jacobian
 // scaling, MSE-only and JAL-only weightings, float and double, one block to many, and a grid
 // capped so that each thread reduces several entries. This checks the kernels' logic (passes,
 // partials, extremes and their indices, the scaling's backward) where CI has no GPU; the same
 // kernels on a GPU are checked by tests/kernels/mlp_gpu_test.cu. Label: cpu.
-#include "block_emulation.h"
+#include "emulation/block_emulation.h"
 // (the emulation first: it defines what the kernels' CUDA keywords mean on the host)
 #include "kernels/loss_head.cuh"
 

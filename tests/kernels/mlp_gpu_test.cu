@@ -91,6 +91,25 @@ double err_per_entry(const std::vector<S>& a, const std::vector<S>& b, double fl
   return worst;
 }
 
+// how many of the samples (rows of `per_sample` entries) have an entry off by more than tol
+// (relative, with the floor)
+template <class S>
+std::int64_t samples_off(const std::vector<S>& a, const std::vector<S>& b, int per_sample,
+                         double floor, double tol) {
+  EXPECT_EQ(a.size(), b.size());
+  std::int64_t off = 0;
+  for (std::size_t s0 = 0; s0 + per_sample <= std::min(a.size(), b.size()); s0 += per_sample) {
+    bool bad = false;
+    for (int i = 0; i < per_sample; ++i) {
+      const double e = std::abs(double(a[s0 + i]) - double(b[s0 + i])) /
+                       std::max(std::abs(double(b[s0 + i])), floor);
+      bad = bad || !(e <= tol);
+    }
+    off += bad ? 1 : 0;
+  }
+  return off;
+}
+
 // ---------------------------------------------------------------------------------------------
 // test data (see tests/training/loss_cases.h)
 
@@ -167,7 +186,15 @@ void check_forward(const MlpSpec& spec, const std::vector<std::int64_t>& Ns, std
     gpu->forward(N, dtheta.data(), din.data(), dpred.data(), djac.data());
     gpu->synchronize();
     EXPECT_LT(err_per_entry(dpred.to_vector(), pred, 1.0), forward_tol<S>()) << "pred, " << where;
-    EXPECT_LT(err_per_entry(djac.to_vector(), jac, 1.0), forward_tol<S>()) << "jac, " << where;
+    if (spec.activation == training::Activation::relu && sizeof(S) == 4) {
+      // ReLU's kink: a pre-activation within float rounding of 0 may fall on the other side on
+      // the other backend (their products round differently), which moves that sample's
+      // Jacobian by O(1). Up to 1 % of the samples may differ so (none in batches under 100).
+      EXPECT_LE(samples_off(djac.to_vector(), jac, k * d, 1.0, forward_tol<S>()), N / 100)
+          << "jac, " << where;
+    } else {
+      EXPECT_LT(err_per_entry(djac.to_vector(), jac, 1.0), forward_tol<S>()) << "jac, " << where;
+    }
 
     // without the Jacobian: no tangent rows, the same predictions
     Buffer<S> dpred2(Backend::cuda, pred.size(), stream.get());
