@@ -381,8 +381,7 @@ class CudaMlpEngine final : public MlpEngine<S> {
       return;
     }
 
-    PHYDREAM_LAUNCH(grid_for(N, kThreads), kThreads, 0, stream_, ones_kernel<S>)(N, w.ones);
-    check_launch("ones_kernel");
+    const S* ones = ones_for(N);
     // the gradient w.r.t. the output rows: y enters pred and the tangent rows enter J
     PHYDREAM_LAUNCH(grid_for(N * k, kThreads), kThreads, 0, stream_, output_grad_kernel<S>)
     (N, r, k, d, out_std(), w.g_pred, w.g_jac, w.G);
@@ -398,7 +397,7 @@ class CudaMlpEngine final : public MlpEngine<S> {
            grad + spec_.weight_offset(l), in);
       // db (out) = the sum of G's primal rows: read column-major with leading dimension r out,
       // they are the columns of an (out, N) matrix, times ones (N)
-      gemv(blas_, out, static_cast<int>(N), w.G, r * out, w.ones, grad + spec_.bias_offset(l));
+      gemv(blas_, out, static_cast<int>(N), w.G, r * out, ones, grad + spec_.bias_offset(l));
       if (l == 0) break;
       // G_A (R, in) = G W, then through the activation of layer l - 1 into G (R, in)
       gemm(blas_, CUBLAS_OP_N, CUBLAS_OP_N, in, R, out, W, in, w.G, out, w.GA, in);
@@ -506,7 +505,6 @@ class CudaMlpEngine final : public MlpEngine<S> {
     S* g_jac = nullptr;   // (N, k, d) with tangents
     S* G = nullptr;       // (R, max_width)
     S* GA = nullptr;      // (R, max_width)
-    S* ones = nullptr;    // (N)
     double* norms = nullptr;     // (N)
     LossStats* stats = nullptr;  // (1)
     LossPartial<S>* loss_partials = nullptr;  // (kLossBlocks)
@@ -534,7 +532,6 @@ class CudaMlpEngine final : public MlpEngine<S> {
       if (!fused_) {
         w.G = c.take<S>(R * spec_.max_width());
         w.GA = c.take<S>(R * spec_.max_width());
-        w.ones = c.take<S>(N);
       }
       w.norms = c.take<double>(N);
       w.stats = c.take<LossStats>(1);
@@ -545,6 +542,21 @@ class CudaMlpEngine final : public MlpEngine<S> {
     }
     *bytes = c.used;
     return w;
+  }
+
+  // a vector of at least N ones (the bias gradients' gemv), kept between calls and refilled only
+  // when it grows
+  const S* ones_for(std::int64_t N) {
+    if (N > ones_capacity_) {
+      cuda_free(ones_, stream_);
+      ones_ = nullptr;
+      ones_capacity_ = 0;
+      ones_ = static_cast<S*>(cuda_malloc(sizeof(S) * N, stream_));
+      ones_capacity_ = N;
+      PHYDREAM_LAUNCH(grid_for(N, kThreads), kThreads, 0, stream_, ones_kernel<S>)(N, ones_);
+      check_launch("ones_kernel");
+    }
+    return ones_;
   }
 
   // the buffers for N samples of r rows, growing the allocation when needed (stream-ordered:
@@ -638,8 +650,14 @@ class CudaMlpEngine final : public MlpEngine<S> {
       cuda_free(consts_, stream_);
     } catch (...) {
     }
+    try {
+      cuda_free(ones_, stream_);
+    } catch (...) {
+    }
     work_ = nullptr;
     consts_ = nullptr;
+    ones_ = nullptr;
+    ones_capacity_ = 0;
     work_bytes_ = 0;
     if (blas_ != nullptr) cublasDestroy(blas_);
     blas_ = nullptr;
@@ -652,6 +670,8 @@ class CudaMlpEngine final : public MlpEngine<S> {
   double* consts_ = nullptr;
   char* work_ = nullptr;
   std::size_t work_bytes_ = 0;
+  S* ones_ = nullptr;  // (ones_capacity_) ones, ones_for()
+  std::int64_t ones_capacity_ = 0;
   bool fused_ = false;  // the fused kernels run (plan_fused)
   FusedNet net_;
   FusedPlan fwd_[2];    // fused_forward_kernel without, with tangents
