@@ -12,7 +12,8 @@
 // barriers), and a launch's dynamic shared memory is one buffer per block (dynamic_shared()),
 // filled with 0xFF bytes (a NaN in float and double) before each block, so that reading a slot
 // nothing wrote shows. A kernel whose threads do not all reach the same barriers throws
-// std::logic_error (on a GPU that is undefined behaviour).
+// std::logic_error (on a GPU that is undefined behaviour). One host thread launches at a time:
+// the scheduler and the built-in variables are process-wide.
 //
 // Two uses: a test includes this before a kernels' header that keeps its kernels in an unnamed
 // namespace (kernels/loss_head.cuh), so that their emulated instantiations never meet the CUDA
