@@ -1,6 +1,7 @@
 // The emulated CUDA runtime and cuBLAS (cuda_runtime.h, cublas_v2.h in this folder): device
 // memory from the host heap, synchronous copies, GEMM and GEMV by Eigen.
 #include <Eigen/Core>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -123,6 +124,45 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, std::size_t bytes, cudaM
 
 cudaError_t cudaMemsetAsync(void* ptr, int value, std::size_t bytes, cudaStream_t) {
   if (bytes != 0) std::memset(ptr, value, bytes);
+  return cudaSuccess;
+}
+
+cudaError_t cudaMalloc(void** ptr, std::size_t bytes) { return cudaMallocAsync(ptr, bytes, nullptr); }
+
+cudaError_t cudaFree(void* ptr) { return cudaFreeAsync(ptr, nullptr); }
+
+cudaError_t cudaMemcpy(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind kind) {
+  return cudaMemcpyAsync(dst, src, bytes, kind, nullptr);
+}
+
+cudaError_t cudaMemset(void* ptr, int value, std::size_t bytes) {
+  return cudaMemsetAsync(ptr, value, bytes, nullptr);
+}
+
+// events: the host's steady clock at the record (every call has completed by then)
+struct CUevent_st {
+  std::chrono::steady_clock::time_point at{};
+};
+
+cudaError_t cudaEventCreate(cudaEvent_t* event) {
+  *event = new CUevent_st;
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventDestroy(cudaEvent_t event) {
+  delete event;
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t) {
+  event->at = std::chrono::steady_clock::now();
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventSynchronize(cudaEvent_t) { return cudaSuccess; }
+
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
+  *ms = std::chrono::duration<float, std::milli>(end->at - start->at).count();
   return cudaSuccess;
 }
 
