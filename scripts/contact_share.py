@@ -69,14 +69,20 @@ def action_box(phydream, model, sampling):
     return np.array(lo, float), np.array(hi, float)
 
 
-def step(phydream, model, disable, x, u, tmp, tag):
+def call(phydream, command, model, disable, x, u, tmp, tag):
+    """`phydream COMMAND` (step, jacobian) on states x and actions u; returns its output folder."""
     xs, us, out = (os.path.join(tmp, f"{tag}_{n}") for n in ("x.npy", "u.npy", "out"))
     np.save(xs, x)
     np.save(us, u)
-    cmd = [phydream, "step", "--model", model, "--state", xs, "--action", us, "--out", out]
+    cmd = [phydream, command, "--model", model, "--state", xs, "--action", us, "--out", out]
     if disable:
         cmd += ["--disable", ",".join(disable)]
     run(cmd)
+    return out
+
+
+def step(phydream, model, disable, x, u, tmp, tag):
+    out = call(phydream, "step", model, disable, x, u, tmp, tag)
     return np.load(os.path.join(out, "next_state.npy"))
 
 

@@ -32,18 +32,12 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from contact_share import draw_both, fail, parser, run  # noqa: E402
+from contact_share import call, draw_both, fail, parser, run  # noqa: E402
 
 
 def jacobian(phydream, model, disable, x, u, tmp, tag):
     """(B, nx, nx + nu) Jacobians of one step in x coordinates, and the (B, nx) next states."""
-    xs, us, out = (os.path.join(tmp, f"{tag}_{n}") for n in ("x.npy", "u.npy", "out"))
-    np.save(xs, x)
-    np.save(us, u)
-    cmd = [phydream, "jacobian", "--model", model, "--state", xs, "--action", us, "--out", out]
-    if disable:
-        cmd += ["--disable", ",".join(disable)]
-    run(cmd)
+    out = call(phydream, "jacobian", model, disable, x, u, tmp, tag)
     jx = np.load(os.path.join(out, "jac_state.npy"))
     ju = np.load(os.path.join(out, "jac_action.npy"))
     if jx.shape[1] != x.shape[1]:
