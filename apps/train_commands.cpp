@@ -469,7 +469,7 @@ int run_experiment(const ExperimentArgs& a) {
   json e;
   try {
     e = json::parse(in);
-  } catch (const json::parse_error& err) {
+  } catch (const json::exception& err) {  // parse_error, or out_of_range for a number overflow
     throw InputError(a.config + ": not valid JSON: " + err.what());
   }
   for (auto it = e.begin(); it != e.end(); ++it) {

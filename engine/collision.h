@@ -62,6 +62,7 @@
 #include "engine/collision_box.h"
 #include "engine/core.h"
 #include "engine/dual.h"
+#include "engine/errors.h"
 #include "engine/model.h"
 #include "engine/small_vec.h"
 
@@ -1476,7 +1477,7 @@ inline std::vector<std::array<int, 2>> collision_candidates(const Model& m) {
     if (!collision_supported(t1, t2)) {
       using collision_detail::geom_label;
       using collision_detail::geom_type_name;
-      throw std::invalid_argument(
+      throw InputError(
           "collision between " + geom_label(m, g1) + " (" + geom_type_name(t1) + ") and " +
           geom_label(m, g2) + " (" + geom_type_name(t2) +
           ") is not supported; supported pairs: plane-sphere, plane-capsule, plane-box, "

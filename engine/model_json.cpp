@@ -520,7 +520,7 @@ class JsonParser {
 json parse_text(const std::string& text, const std::string& source) {
   try {
     return json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number overflow
     throw InputError(source + ": malformed JSON: " + e.what());
   }
 }

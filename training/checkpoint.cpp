@@ -113,7 +113,7 @@ ModelState load_checkpoint(const std::string& dir, std::string* dtype_out) {
   json m;
   try {
     m = json::parse(in);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number overflow
     throw InputError(where + ": not valid JSON: " + e.what());
   }
   auto field = [&](const json& obj, const std::string& key, const std::string& path) -> const json& {

@@ -369,7 +369,7 @@ TrainConfig load_train_config(const std::string& path) {
   json j;
   try {
     j = json::parse(in);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number overflow
     throw InputError(path + ": not valid JSON: " + e.what());
   }
   return parse_train_config(j, path, fs::path(path).parent_path().string());

@@ -337,6 +337,29 @@ TEST_F(ModelCli, ToiCorrectsTheBounceGradient) {
   EXPECT_FALSE(fs::exists(path("b2")));
 }
 
+// a pair of geoms that can collide but whose collision PhyDream lacks (plane-cylinder) is the
+// model's problem: exit 2 naming both geoms and the way out, no output; with contacts disabled
+// the same file simulates (found by fuzzing, tests/fuzz/)
+TEST_F(ModelCli, UnsupportedCollisionPairIsAnInputError) {
+  const std::string xml = write("can.xml", R"(<mujoco>
+  <worldbody>
+    <geom name="ground" type="plane" size="1 1 0.1"/>
+    <body name="can" pos="0 0 1"><freejoint/><geom name="can" type="cylinder" size="0.1 0.2"/></body>
+  </worldbody>
+</mujoco>
+)");
+  const std::string x = save("x.npy", {0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0}, {1, 13});
+  const std::string io = " --backend cpu --state '" + x + "' --action '" + save("u.npy", {}, {1, 0}) + "'";
+  const CliResult r = run("step --model '" + xml + "'" + io + " --out '" + path("out") + "'");
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_NE(r.err.find("geom 'ground' (plane) and geom 'can' (cylinder) is not supported"), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("contype/conaffinity"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(path("out")));
+  const CliResult ok = run("step --model '" + xml + "' --disable contact" + io + " --out '" + path("ok") + "'");
+  EXPECT_EQ(ok.status, 0) << ok.err;
+}
+
 TEST_F(ModelCli, SolverFailuresAreReportedPerEnvironment) {
   // bounce with a one-iteration cap and no tolerance: a solve with contact stops at the cap
   const std::string model = write("capped.xml", R"(<mujoco>

@@ -264,6 +264,7 @@ TEST_F(TrainCli, BadConfigsNameTheFileAndKey) {
   no_env.erase("env");
   const std::vector<Case> cases = {
       {"invalid JSON", R"({"env": "pendulum",)", {"not valid JSON"}},
+      {"number overflow", R"({"env": "pendulum", "steps": 1e999})", {"not valid JSON", "number overflow"}},
       {"not an object", "[1, 2]", {"must be an object"}},
       {"missing env", no_env.dump(), {"'env'"}},
       {"unknown top-level key", cfg({{"foo", 1}}), {"unknown key 'foo'"}},
@@ -513,6 +514,11 @@ TEST_F(EvalCli, BadCheckpointsNameTheFile) {
     const std::string d = broken("bad_json");
     std::ofstream(d + "/model.json") << "{ not json";
     cases.push_back({"invalid model.json", d, {d + "/model.json", "not valid JSON"}});
+  }
+  {
+    const std::string d = broken("number_overflow");
+    std::ofstream(d + "/model.json") << "{\"depth\": 1e999}";
+    cases.push_back({"number overflow in model.json", d, {d + "/model.json", "number overflow"}});
   }
   {
     const std::string d = broken("wrong_shape");
@@ -921,6 +927,7 @@ TEST_F(ExperimentCli, BadExperimentFilesCreateNothing) {
   };
   const std::vector<Case> cases = {
       {"invalid JSON", "{\"base\": ", {"not valid JSON"}, ""},
+      {"number overflow", "{\"seeds\": [1e999]}", {"not valid JSON", "number overflow"}, ""},
       {"no base", edit([](json& e) { e.erase("base"); }), {"'base'"}, ""},
       {"no variants", edit([](json& e) { e.erase("variants"); }), {"'variants'"}, ""},
       {"empty variants", edit([](json& e) { e["variants"] = json::object(); }), {"'variants'"}, ""},

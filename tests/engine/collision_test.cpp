@@ -1033,7 +1033,7 @@ std::string unsupported_message(const std::string& xml) {
   try {
     const Model m = load_mjcf_string(xml, "unsupported");
     collision_candidates(m);
-  } catch (const std::invalid_argument& e) {
+  } catch (const InputError& e) {  // the user's model: exit status 2 in the CLI
     return e.what();
   }
   return "";

@@ -282,6 +282,9 @@ TEST(ModelJsonErrors, StructureAndCompilation) {
       R"({"worldbody": {"geoms": [{"type": "sphere", "size": [1], "fromto": [0, 0, 0, 1, 0, 0]}]}})",
       {"$.worldbody.geoms[0]", "fromto"});
   expect_error("{\"worldbody\": {}\n,}", {"bad.json", "malformed JSON"});
+  // a number beyond double's range (nlohmann-json's out_of_range, not a parse_error; fuzzing)
+  expect_error(R"({"option": {"timestep": 9999E94595000049}, "worldbody": {}})",
+               {"bad.json", "malformed JSON", "number overflow"});
 }
 
 // ---------------------------------------------------------------------------------------------
