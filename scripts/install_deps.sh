@@ -5,6 +5,7 @@
 #
 #   scripts/install_deps.sh            # build + test dependencies
 #   scripts/install_deps.sh --plots    # also python3-matplotlib/numpy for the plotting scripts
+#   scripts/install_deps.sh --fuzz     # also Clang, libFuzzer and LLVM's OpenMP (scripts/fuzz.sh)
 set -euo pipefail
 
 packages=(
@@ -17,9 +18,12 @@ packages=(
   libtinyxml2-dev                # the MJCF importer
   libmujoco-dev                  # peer and oracle in tests and benchmarks
 )
-if [[ "${1:-}" == "--plots" ]]; then
-  packages+=(python3-matplotlib python3-numpy)
-fi
+case "${1:-}" in
+  "") ;;
+  --plots) packages+=(python3-matplotlib python3-numpy) ;;
+  --fuzz) packages+=(clang libclang-rt-dev libomp-dev) ;;
+  *) echo "install_deps: unknown argument '$1' (expected --plots or --fuzz)" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do

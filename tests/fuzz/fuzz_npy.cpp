@@ -1,0 +1,45 @@
+// Fuzz target: the NPY reader (engine/npy.h) on arbitrary bytes, as float64 and as float32. The
+// reader takes a path, so each input is written to a file of this process's own in TMPDIR.
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
+#include "engine/errors.h"
+#include "engine/npy.h"
+
+namespace {
+
+const std::string& scratch_path() {
+  static const std::string path = [] {
+    const char* dir = std::getenv("TMPDIR");
+    return std::string(dir != nullptr && *dir != '\0' ? dir : "/tmp") + "/phydream_fuzz_npy_" +
+           std::to_string(static_cast<long>(getpid())) + ".npy";
+  }();
+  return path;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const std::string& path = scratch_path();
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  if (f == nullptr) throw std::runtime_error("fuzz_npy: cannot write " + path);
+  const bool written = std::fwrite(data, 1, size, f) == size;
+  std::fclose(f);
+  if (!written) throw std::runtime_error("fuzz_npy: cannot write " + path);
+  try {
+    const phydream::npy::Array<double> a = phydream::npy::load<double>(path);
+    if (a.data.size() != static_cast<std::size_t>(a.size())) std::abort();
+  } catch (const phydream::InputError&) {
+  }
+  try {
+    (void)phydream::npy::load<float>(path);
+  } catch (const phydream::InputError&) {
+  }
+  return 0;
+}
