@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Fuzzes PhyDream's loaders with libFuzzer, under AddressSanitizer and UndefinedBehaviorSanitizer
-# (tests/fuzz/README.md): the MJCF loader, the JSON model loader (each model they accept is then
-# stepped and differentiated), the NPY reader and the training config parser. Builds the targets
-# in build-sanitize/ (scripts/sanitize_build.sh, Clang), then runs each for SECONDS (default 60)
-# from its seeds: tests/fuzz/corpus/TARGET (and assets/ for mjcf). What it finds is left in
+# Fuzzes PhyDream's loaders and engine with libFuzzer, under AddressSanitizer and
+# UndefinedBehaviorSanitizer (tests/fuzz/README.md): the MJCF and JSON model loaders (each model
+# they accept is then stepped and differentiated), the NPY reader, the training config parser,
+# and the engine itself on arbitrary states and controls. Builds the targets in build-sanitize/
+# (scripts/sanitize_build.sh, Clang), then runs each for SECONDS (default 60) from its seeds:
+# tests/fuzz/corpus/TARGET (and assets/ for mjcf). What it finds is left in
 # build-sanitize/artifacts/ (crash-*, leak-*, timeout-*); copy a fixed one into
 # tests/fuzz/corpus/TARGET, where CTest's fuzz.replay_TARGET keeps it fixed.
 #   scripts/fuzz.sh                  # every target, 60 s each
@@ -11,11 +12,11 @@
 # Not part of CI (its outcome depends on time); the replays are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-targets=(mjcf model_json npy train_config)
+targets=(mjcf model_json npy train_config step)
 if [[ $# -gt 0 ]]; then
   case "$1" in
-    mjcf | model_json | npy | train_config) targets=("$1") ;;
-    *) echo "fuzz.sh: unknown target '$1' (expected mjcf, model_json, npy or train_config)" >&2; exit 2 ;;
+    mjcf | model_json | npy | train_config | step) targets=("$1") ;;
+    *) echo "fuzz.sh: unknown target '$1' (expected mjcf, model_json, npy, train_config or step)" >&2; exit 2 ;;
   esac
 fi
 seconds="${2:-60}"
