@@ -5,7 +5,7 @@
 # do not apply to an instrumented build and are left out: training.isa_objects_keep_their_symbols
 # (the sanitizers add typeinfo symbols to the objects it inspects) and package.install_and_consume
 # (its consumer links the instrumented library without the sanitizer runtimes).
-# On 2 cores: the build about 25 minutes, the tests about 4. Extra arguments go to ctest.
+# On 2 cores: the build about 20 minutes, the tests about 2. Extra arguments go to ctest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/sanitize_build.sh

@@ -1,5 +1,6 @@
 // Fuzz target: the NPY reader (engine/npy.h) on arbitrary bytes, as float64 and as float32. The
-// reader takes a path, so each input is written to a file of this process's own in TMPDIR.
+// reader takes a path, so each input is written to a file of this process's own in TMPDIR,
+// removed at exit.
 #include <unistd.h>
 
 #include <cstddef>
@@ -14,13 +15,20 @@
 
 namespace {
 
-const std::string& scratch_path() {
-  static const std::string path = [] {
+// the file, removed when the process ends
+struct Scratch {
+  std::string path;
+  Scratch() {
     const char* dir = std::getenv("TMPDIR");
-    return std::string(dir != nullptr && *dir != '\0' ? dir : "/tmp") + "/phydream_fuzz_npy_" +
+    path = std::string(dir != nullptr && *dir != '\0' ? dir : "/tmp") + "/phydream_fuzz_npy_" +
            std::to_string(static_cast<long>(getpid())) + ".npy";
-  }();
-  return path;
+  }
+  ~Scratch() { std::remove(path.c_str()); }
+};
+
+const std::string& scratch_path() {
+  static const Scratch scratch;
+  return scratch.path;
 }
 
 }  // namespace
