@@ -3,6 +3,7 @@
 // removed at exit.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -41,8 +42,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::fclose(f);
   if (!written) throw std::runtime_error("fuzz_npy: cannot write " + path);
   try {
+    // an accepted array holds exactly the elements its shape names
     const phydream::npy::Array<double> a = phydream::npy::load<double>(path);
-    if (a.data.size() != static_cast<std::size_t>(a.size())) std::abort();
+    // (a zero extent empties it whatever the others; otherwise the product must not overflow)
+    std::int64_t count = 1;
+    bool overflow = false;
+    for (std::int64_t d : a.shape) overflow = __builtin_mul_overflow(count, d, &count) || overflow;
+    const bool empty = std::find(a.shape.begin(), a.shape.end(), 0) != a.shape.end();
+    if (empty ? a.size() != 0 : (overflow || a.size() != count)) std::abort();
   } catch (const phydream::InputError&) {
   }
   try {
